@@ -1,0 +1,167 @@
+"""``busgw``: run, check and demo from the command line.
+
+``run`` serves a config under ``task.react`` (no twistd, no plugin
+discovery, so it works from a zipapp); ``check`` prints every problem with
+its JSON path; ``demo`` starts the simulated device services of one bus
+beside the gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, List, Optional, Sequence
+
+from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred
+from twisted.logger import (
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    globalLogBeginner,
+    textFileLogObserver,
+)
+
+from busd import __version__
+from busd.config.load import load_config
+from busd.errors import ConfigError
+from busd.service import DEFAULT_CONFIG, build_service, default_listen, validate_listen
+
+__all__ = ["main", "parser"]
+
+DEMO_CONFIG = "etc/busgw.json"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="busgw",
+        description="An API gateway for vehicle fleets, reading KrakenD v3 configs.",
+    )
+    p.add_argument("--version", action="version", version=f"busgw {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def serve_args(sp: argparse.ArgumentParser, default_config: str) -> None:
+        sp.add_argument("-c", "--config", default=default_config, help="config file")
+        sp.add_argument("-p", "--port", type=int, help="override the config's port")
+        sp.add_argument(
+            "-d", "--debug", action="store_true", help="enable /__debug/"
+        )
+        sp.add_argument(
+            "--listen",
+            action="append",
+            default=[],
+            metavar="ENDPOINT",
+            help="Twisted endpoint string, e.g. tcp:8000:interface=127.0.0.1 "
+            "(repeatable; default: the config's port and listen_ip)",
+        )
+        sp.add_argument(
+            "--strict", action="store_true", help="config warnings are errors"
+        )
+        sp.add_argument(
+            "--log-level",
+            default="info",
+            choices=["debug", "info", "warn", "error"],
+            help="lowest level of log events printed (default: info)",
+        )
+
+    serve_args(sub.add_parser("run", help="serve a config"), DEFAULT_CONFIG)
+    check = sub.add_parser("check", help="validate a config and print problems")
+    check.add_argument("-c", "--config", default=DEFAULT_CONFIG)
+    check.add_argument("--strict", action="store_true")
+    demo = sub.add_parser(
+        "demo", help="simulated bus device services plus the gateway on them"
+    )
+    serve_args(demo, _demo_config())
+    demo.add_argument(
+        "--devices-only",
+        action="store_true",
+        help="start only the simulated device services",
+    )
+    return p
+
+
+def _demo_config() -> str:
+    """The demo config: the installed one if present, else the source tree's."""
+    for path in (DEMO_CONFIG, "/etc/busgw/busgw.json"):
+        if os.path.exists(path):
+            return path
+    return DEMO_CONFIG
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        result = load_config(args.config, strict=args.strict)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 1
+    for problem in result.warnings:
+        print(problem, file=sys.stderr)
+    n = len(result.config.endpoints)
+    print(f"Syntax OK! {args.config}: {n} endpoint(s), {len(result.warnings)} warning(s)")
+    return 0
+
+
+def _start_logging(level: str) -> None:
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    observer = FilteringLogObserver(textFileLogObserver(sys.stdout), [predicate])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+
+def _serve(reactor: Any, service: IService) -> "Deferred[None]":
+    """Start ``service`` and stop it (listeners first) before the reactor
+    shuts down on SIGTERM/SIGINT; the returned Deferred never fires, so
+    ``react`` runs until the reactor is stopped."""
+    service.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    return Deferred()
+
+
+def _run(args: argparse.Namespace, with_devices: bool = False) -> int:
+    from twisted.internet import reactor, task
+
+    services: List[IService] = []
+    top = MultiService()
+    if with_devices:
+        from busd.demo import devices_service
+
+        devices_service(reactor).setServiceParent(top)
+    if not getattr(args, "devices_only", False):
+        try:
+            result = load_config(args.config, strict=args.strict)
+        except ConfigError as err:
+            print(err, file=sys.stderr)
+            return 1
+        listen = args.listen or [default_listen(result.config, args.port)]
+        problems = validate_listen(listen)
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            return 1
+        for problem in result.warnings:
+            print(problem, file=sys.stderr)
+        gateway = build_service(
+            result.config, reactor, listen=listen, debug=args.debug
+        )
+        gateway.setServiceParent(top)
+    services.append(top)
+    _start_logging(args.log_level)
+    try:
+        task.react(lambda r: _serve(r, top))
+    except SystemExit as exit:
+        return int(exit.code or 0)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "check":
+        return _check(args)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "demo":
+        return _run(args, with_devices=True)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":  # python -m busd.cli
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The backend call: one HTTP request, the 200/201 rule, a capped body.
+
+``make_backend_call`` returns a :data:`Proxy` for one backend: it builds
+the request (``request.py``), calls the shared client, reads at most
+``max_body_bytes`` of the answer, applies KrakenD's status policy and then
+decodes and reshapes the data, or passes it through untouched (``no-op``).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, List, Optional, Tuple
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http_headers import Headers
+
+from busd.config.model import BackendConfig, EndpointConfig
+from busd.errors import BackendError, BackendStatusError, BodyTooLarge
+from busd.pipeline.decode import decode_body
+from busd.pipeline.request import make_request_builder
+from busd.pipeline.reshape import make_formatter
+from busd.pipeline.types import HTTPClient, Proxy, ProxyRequest, ProxyResponse
+
+__all__ = ["make_backend_call", "read_capped", "NOOP_DROPPED_HEADERS"]
+
+_log = Logger()
+
+# Headers describing the backend's own connection or framing: twisted.web
+# sets its own for the client's connection.
+NOOP_DROPPED_HEADERS = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"content-length",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-connection",
+    }
+)
+
+
+def read_capped(response: Any, limit: int) -> "Deferred[bytes]":
+    """Collect a treq response body, failing with :class:`BodyTooLarge` (and
+    dropping the connection) as soon as it grows past ``limit`` bytes."""
+    length = getattr(response, "length", None)
+    if isinstance(length, int) and length > limit:
+        # Refuse before reading anything; closing the transport frees it.
+        response.deliverBody(_Discard())
+        return _fail(BodyTooLarge(f"body of {length} bytes exceeds {limit}"))
+    chunks: List[bytes] = []
+    size = [0]
+
+    def collect(data: bytes) -> None:
+        size[0] += len(data)
+        if size[0] > limit:
+            raise BodyTooLarge(f"body exceeds {limit} bytes")
+        chunks.append(data)
+
+    from treq import collect as treq_collect
+
+    d: Deferred[Any] = treq_collect(response, collect)
+    return d.addCallback(lambda _: b"".join(chunks))
+
+
+def _fail(exc: Exception) -> "Deferred[Any]":
+    d: Deferred[Any] = Deferred()
+    d.errback(Failure(exc))
+    return d
+
+
+class _Discard:
+    """A body protocol that drops the connection at once."""
+
+    transport: Any = None
+
+    def makeConnection(self, transport: Any) -> None:
+        self.transport = transport
+        transport.stopProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure) -> None:
+        pass
+
+
+def _response_headers(headers: Headers) -> Tuple[Tuple[str, str], ...]:
+    return tuple(
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, values in headers.getAllRawHeaders()
+        if name.lower() not in NOOP_DROPPED_HEADERS
+        for value in values
+    )
+
+
+def make_backend_call(
+    endpoint: EndpointConfig,
+    backend: BackendConfig,
+    index: int,
+    client: HTTPClient,
+    rng: Optional[random.Random] = None,
+) -> Proxy:
+    """Build the proxy that calls ``backend`` (the ``index``-th of
+    ``endpoint``) through ``client`` and returns its shaped data."""
+    build_request = make_request_builder(endpoint, backend, rng)
+    formatter = make_formatter(backend)
+    limit = backend.max_body_bytes
+    noop = backend.encoding == "no-op"
+    details_key = (
+        f"error_{backend.return_error_details}"
+        if backend.return_error_details
+        else ""
+    )
+    label = f"[{backend.method} {backend.url_pattern}]"
+
+    def on_body(body: bytes, response: Any, url: str) -> ProxyResponse:
+        code = response.code
+        if noop:
+            return ProxyResponse(
+                data={},
+                is_complete=False,
+                status=code,
+                headers=_response_headers(response.headers),
+                raw_body=body,
+            )
+        if code not in (200, 201):
+            content_type = response.headers.getRawHeaders(b"content-type", [b""])[0]
+            err = BackendStatusError(
+                f"invalid status code {code} {label}: {url}",
+                backend_status=code,
+                body=body,
+                content_type=content_type.decode("latin-1"),
+            )
+            if details_key:
+                # KrakenD: the failure becomes data and the endpoint a 200.
+                return ProxyResponse(
+                    data={
+                        details_key: {
+                            "http_status_code": code,
+                            "http_body": body.decode("utf-8", "replace"),
+                            "http_body_encoding": err.content_type,
+                        }
+                    },
+                    is_complete=False,
+                    errors=(str(err),),
+                )
+            err.expose_status = backend.return_error_code
+            raise err
+        data = decode_body(body, backend.encoding, backend.is_collection)
+        return ProxyResponse(data=formatter(data))
+
+    def call(req: ProxyRequest) -> "Deferred[ProxyResponse]":
+        breq = build_request(req)
+        d: Deferred[Any] = client.request(
+            breq.method,
+            breq.url,
+            headers=Headers(breq.headers),
+            data=breq.body,
+            unbuffered=True,
+        )
+
+        def on_response(response: Any) -> "Deferred[ProxyResponse]":
+            body_d = read_capped(response, limit)
+            return body_d.addCallback(on_body, response, breq.url)
+
+        def on_error(failure: Failure) -> Failure:
+            if not failure.check(BackendError, CancelledError):
+                # Connection refused, DNS, TLS...: a backend error with the
+                # cause in its message, so merge and logs can name it.
+                err = BackendError(
+                    f"{failure.getErrorMessage() or failure.type.__name__}"
+                    f" {label}: {breq.url}"
+                )
+                err.__cause__ = failure.value
+                return Failure(err)
+            return failure
+
+        d.addCallback(on_response)
+        d.addErrback(on_error)
+        return d
+
+    return call
