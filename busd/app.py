@@ -99,17 +99,17 @@ class GatewayApp:
 
     def _add_endpoint(self, endpoint: EndpointConfig, pipeline: Proxy) -> None:
         params = endpoint.params
-        segments = endpoint.endpoint.split("/")
-        positions = [segments.index("{" + name + "}") for name in params]
         aliases = [f"p{i}" for i in range(len(params))]
         error_code = any(b.return_error_code for b in endpoint.backends)
 
         def handle(request: IRequest, **kwargs: str) -> Any:
             if params:
-                raw = request.path.split(b"/")
-                for pos in positions:
-                    seg = raw[pos].decode("utf-8", "replace") if pos < len(raw) else ""
-                    if unquote(seg) != seg or "?" in seg or "#" in seg:
+                # KrakenD refuses values that are still URL-encoded after
+                # the router decoded the path once (double encoding), or
+                # that hold '?' or '#'.
+                for alias in aliases:
+                    value = kwargs[alias]
+                    if "?" in value or "#" in value or unquote(value) != value:
                         return self._error(request, 400, "encoded url params")
                 values = {n: kwargs[a] for n, a in zip(params, aliases)}
             else:
@@ -142,7 +142,7 @@ class GatewayApp:
             for name, value in response.headers:
                 headers.addRawHeader(name, value)
             request.setHeader(_COMPLETED, b"false")
-            return response.raw_body
+            return _sized(request, response.raw_body)
         complete = response.is_complete and bool(response.data)
         request.setHeader(_COMPLETED, b"true" if complete else b"false")
         if complete and endpoint.cache_ttl > 0:
@@ -151,7 +151,7 @@ class GatewayApp:
             )
         body, content_type = encode(response.data, endpoint.output_encoding)
         request.setHeader(b"Content-Type", content_type.encode("ascii"))
-        return body
+        return _sized(request, body)
 
     def _render_failure(
         self, failure: Failure, request: IRequest, error_code: bool
@@ -167,7 +167,7 @@ class GatewayApp:
                 request.setResponseCode(err.backend_status)
                 if err.content_type:
                     request.setHeader(b"Content-Type", err.content_type.encode())
-                return err.body
+                return _sized(request, err.body)
             return self._error(request, err.backend_status, err.code)
         if isinstance(err, GatewayError):
             return self._error(request, err.status, describe(err) if show else err.code)
@@ -179,7 +179,7 @@ class GatewayApp:
     def _health(self, request: IRequest) -> bytes:
         request.setHeader(b"Content-Type", _JSON)
         body = {"agents": {}, "now": _go_time(self.clock.seconds()), "status": "ok"}
-        return dumps_go(body)
+        return _sized(request, dumps_go(body))
 
     def _debug(self, request: IRequest) -> bytes:
         _log.debug(
@@ -190,15 +190,15 @@ class GatewayApp:
             body=request.content.read() if request.content else b"",
         )
         request.setHeader(b"Content-Type", _JSON)
-        return b'{"message":"pong"}'
+        return _sized(request, b"{\"message\":\"pong\"}")
 
     def _error(self, request: IRequest, status: int, message: str) -> bytes:
         request.setResponseCode(status)
         request.setHeader(b"Content-Type", _JSON)
         custom = self.config.router.error_body.get(str(status))
         if custom is not None:
-            return dumps_go(custom)
-        return dumps_go({"error": message, "status": status})
+            return _sized(request, dumps_go(custom))
+        return _sized(request, dumps_go({"error": message, "status": status}))
 
     def _not_found(self, request: IRequest, failure: Failure) -> bytes:
         request.setHeader(_COMPLETED, b"false")
@@ -214,6 +214,12 @@ class GatewayApp:
     def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
         _log.failure("unexpected error while routing", failure)
         return self._error(request, 500, "internal_error")
+
+
+def _sized(request: IRequest, body: bytes) -> bytes:
+    """Announce the length so twisted.web sends no chunked framing."""
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    return body
 
 
 def _proxy_request(request: IRequest, params: Dict[str, str]) -> ProxyRequest:

@@ -14,7 +14,12 @@ from typing import Any, Optional
 from treq.client import HTTPClient
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+    _HTTP11ClientFactory,
+)
 
 __all__ = ["make_pool", "make_client", "BackendsService", "no_cookie_jar"]
 
@@ -26,6 +31,12 @@ DEFAULT_CACHED_CONNECTION_TIMEOUT = 60.0
 def no_cookie_jar() -> CookieJar:
     """A jar whose policy accepts no domain: backends' cookies are dropped."""
     return CookieJar(DefaultCookiePolicy(allowed_domains=[]))
+
+
+class _QuietClientFactory(_HTTP11ClientFactory):
+    """The pool's connection factory without a log line per connection."""
+
+    noisy = False
 
 
 def make_pool(
@@ -40,6 +51,7 @@ def make_pool(
     pool.maxPersistentPerHost = max_per_host
     pool.cachedConnectionTimeout = cached_timeout
     pool.retryAutomatically = False  # a gateway must not replay POSTs
+    pool._factory = _QuietClientFactory
     return pool
 
 

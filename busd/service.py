@@ -9,7 +9,7 @@ everything as arguments so tests drive it with fakes.
 from __future__ import annotations
 
 import random
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
@@ -18,9 +18,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.web.resource import IResource
 from twisted.web.server import Site
 
-from busd.app import GatewayApp
 from busd.backends import BackendsService, make_client, make_pool
 from busd.config.load import load_config
 from busd.config.model import GatewayConfig
@@ -146,17 +146,22 @@ def build_service(
     client: Optional[HTTPClient] = None,
     clock: Optional[IReactorTime] = None,
     rng: Optional[random.Random] = None,
+    site_class: Callable[[IResource], Site] = Site,
 ) -> MultiService:
     """The gateway's service tree: ``backends`` (the owned pool, unless a
     ``client`` is given) then one ``http``/``http-N`` listener per string.
     Listeners are added last so they stop first (children stop in reverse)."""
+    # Imported here: klein imports the global reactor, which must not be
+    # installed before twistd (or the CLI) has chosen one.
+    from busd.app import GatewayApp
+
     top = MultiService()
     if client is None:
         pool = make_pool(reactor)
         BackendsService(pool).setServiceParent(top)
         client = make_client(reactor, pool)
     app = GatewayApp(config, client, clock or reactor, debug=debug, rng=rng)
-    site = Site(app.resource())
+    site = site_class(app.resource())
     site.noisy = False
     top.gateway = app  # type: ignore[attr-defined]
     for i, desc in enumerate(listen):

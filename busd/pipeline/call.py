@@ -88,6 +88,15 @@ class _Discard:
         pass
 
 
+def _was_cancelled(failure: Failure) -> bool:
+    """True for a cancelled call, also when the Agent wrapped the
+    cancellation in ``ResponseNeverReceived`` or ``RequestNotSent``."""
+    if failure.check(CancelledError):
+        return True
+    reasons = getattr(failure.value, "reasons", None) or ()
+    return any(r.check(CancelledError) for r in reasons)
+
+
 def _response_headers(headers: Headers) -> Tuple[Tuple[str, str], ...]:
     return tuple(
         (name.decode("latin-1"), value.decode("latin-1"))
@@ -168,7 +177,11 @@ def make_backend_call(
             return body_d.addCallback(on_body, response, breq.url)
 
         def on_error(failure: Failure) -> Failure:
-            if not failure.check(BackendError, CancelledError):
+            if _was_cancelled(failure):
+                # Keep it a CancelledError: addTimeout turns that into a
+                # TimeoutError, and a gone client needs no backend error.
+                return Failure(CancelledError())
+            if not failure.check(BackendError):
                 # Connection refused, DNS, TLS...: a backend error with the
                 # cause in its message, so merge and logs can name it.
                 err = BackendError(

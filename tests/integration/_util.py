@@ -1,0 +1,71 @@
+"""Loopback helpers: real listeners on 127.0.0.1 that clean up after
+themselves, so trial never sees a dirty reactor."""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+from treq.client import HTTPClient
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.internet.endpoints import serverFromString
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http import HTTPChannel
+from twisted.web.resource import IResource
+from twisted.web.server import Site
+
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+
+
+class _TrackedChannel(HTTPChannel):
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.lost: Deferred[None] = Deferred()
+        self.factory.channels.append(self)
+
+    def connectionLost(self, reason: Any) -> None:
+        super().connectionLost(reason)
+        self.lost.callback(None)
+
+
+class TrackingSite(Site):
+    """A Site that remembers its connections so a test can close them and
+    wait until each is really gone (server-side disconnects come a turn
+    later than the client's)."""
+
+    protocol = _TrackedChannel
+    noisy = False
+
+    def __init__(self, resource: IResource):
+        super().__init__(resource)
+        self.channels: List[_TrackedChannel] = []
+
+    def close_all(self) -> "Deferred[Any]":
+        waits = []
+        for ch in self.channels:
+            if not ch.lost.called:
+                ch.transport.abortConnection()
+                waits.append(ch.lost)
+        return DeferredList(waits)
+
+    def log(self, request: Any) -> None:
+        pass  # no access log noise in tests
+
+
+@inlineCallbacks
+def serve(case: TestCase, resource: IResource) -> Any:
+    """Listen on a loopback port; return ``(base_url, site)``; cleanups stop
+    listening and close every connection."""
+    site = TrackingSite(resource)
+    port = yield serverFromString(reactor, LOOPBACK).listen(site)
+    case.addCleanup(site.close_all)
+    case.addCleanup(port.stopListening)
+    return f"http://127.0.0.1:{port.getHost().port}", site
+
+
+def client(case: TestCase) -> HTTPClient:
+    """A test HTTP client with its own non-persistent pool."""
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    case.addCleanup(pool.closeCachedConnections)
+    return HTTPClient(Agent(reactor, pool=pool))
