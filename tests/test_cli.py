@@ -1,0 +1,77 @@
+"""``busgw check`` and ``busgw --version``."""
+
+import contextlib
+import io
+import json
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from busd import __version__
+from busd.cli import main
+from tests.test_service import EXAMPLE
+
+
+def run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit:
+            code = exit.code
+    return code, out.getvalue(), err.getvalue()
+
+
+class CheckTests(SynchronousTestCase):
+    def test_example_is_valid(self):
+        """The shipped demo config passes check with exit 0."""
+        code, out, err = run(["check", "-c", EXAMPLE])
+        self.assertEqual(code, 0, err)
+        self.assertIn("Syntax OK!", out)
+
+    def test_three_mistakes(self):
+        """Three different mistakes are all printed with their paths; exit 1."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            json.dump(
+                {
+                    "version": 3,
+                    "timeout": "soon",
+                    "endpoints": [
+                        {
+                            "endpoint": "/a/{id}",
+                            "backend": [
+                                {
+                                    "host": ["http://h:1"],
+                                    "url_pattern": "/x/{bus}",
+                                    "allow": ["a"],
+                                    "deny": ["b"],
+                                }
+                            ],
+                        }
+                    ],
+                },
+                f,
+            )
+        code, out, err = run(["check", "-c", path])
+        self.assertEqual(code, 1)
+        self.assertIn("timeout", err)
+        self.assertIn("endpoints[0].backend[0].url_pattern", err)
+        self.assertIn("endpoints[0].backend[0]", err)
+        self.assertIn("deny", err)
+
+    def test_strict_warning(self):
+        """An unknown key is a warning, and an error with --strict."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            json.dump({"version": 3, "colour": "blue"}, f)
+        code, _, err = run(["check", "-c", path])
+        self.assertEqual(code, 0)
+        self.assertIn("colour", err)
+        code, _, err = run(["check", "-c", path, "--strict"])
+        self.assertEqual(code, 1)
+
+    def test_version(self):
+        """--version prints the version."""
+        code, out, _ = run(["--version"])
+        self.assertEqual(code, 0)
+        self.assertIn(__version__, out)
