@@ -19,6 +19,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/busgw demo -c etc/busgw.json
 
 test: $(VENV)/.installed
+	$(PY) -m mypy busd
 	$(TRIAL) tests
 
 check: $(VENV)/.installed

@@ -8,14 +8,13 @@ errors with text or nothing; busgw's callers are programs).
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 from urllib.parse import parse_qsl, unquote
 
 from klein import Klein
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -140,7 +139,7 @@ class GatewayApp:
             request.setResponseCode(response.status)
             headers = request.responseHeaders
             for name, value in response.headers:
-                headers.addRawHeader(name, value)
+                headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
             request.setHeader(_COMPLETED, b"false")
             return _sized(request, response.raw_body)
         complete = response.is_complete and bool(response.data)

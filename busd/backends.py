@@ -9,7 +9,7 @@ caller to the next (STYLE.md 4.6).
 from __future__ import annotations
 
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from treq.client import HTTPClient
 from twisted.application.service import Service
@@ -24,8 +24,8 @@ from twisted.web.client import (
 __all__ = ["make_pool", "make_client", "BackendsService", "no_cookie_jar"]
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
-DEFAULT_MAX_PERSISTENT_PER_HOST = 32
-DEFAULT_CACHED_CONNECTION_TIMEOUT = 60.0
+DEFAULT_MAX_PERSISTENT_PER_HOST = 250
+DEFAULT_CACHED_CONNECTION_TIMEOUT = 60
 
 
 def no_cookie_jar() -> CookieJar:
@@ -43,7 +43,7 @@ def make_pool(
     reactor: Any,
     *,
     max_per_host: int = DEFAULT_MAX_PERSISTENT_PER_HOST,
-    cached_timeout: float = DEFAULT_CACHED_CONNECTION_TIMEOUT,
+    cached_timeout: int = DEFAULT_CACHED_CONNECTION_TIMEOUT,
 ) -> HTTPConnectionPool:
     """A persistent pool keeping up to ``max_per_host`` idle connections to
     each backend, each closed after ``cached_timeout`` seconds idle."""
@@ -69,7 +69,7 @@ def make_client(
         connectTimeout=connect_timeout,
         pool=pool,
     )
-    return HTTPClient(agent, cookiejar=no_cookie_jar())
+    return HTTPClient(agent, cookiejar=cast(Any, no_cookie_jar()))
 
 
 class BackendsService(Service):

@@ -117,6 +117,7 @@ class ListenService(StreamServerEndpointService):
 
     def startService(self) -> None:
         super().startService()
+        assert self._waitingForPort is not None
         self._waitingForPort.addCallback(self._listening)
 
     def _listening(self, port: IListeningPort) -> IListeningPort:

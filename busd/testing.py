@@ -101,7 +101,7 @@ class JSONBackend(Resource):
         return payload
 
     def _finish(self, request: IRequest, payload: bytes) -> None:
-        if getattr(request, "_disconnected", False) or request.finished:
+        if getattr(request, "_disconnected", False) or getattr(request, "finished", 0):
             return
         request.write(payload)
         request.finish()

@@ -91,9 +91,16 @@ def build_endpoint(
 def _flatmap_stage(proxy: Proxy, endpoint: EndpointConfig) -> Proxy:
     apply = make_flatmap(endpoint.flatmap_filter)
 
+    def on_response(response: ProxyResponse) -> ProxyResponse:
+        if response.errors:
+            # lura skips the endpoint flatmap when the merge reported an
+            # error (a partial answer): the ops may expect missing parts.
+            return response
+        return attrs.evolve(response, data=apply(response.data))
+
     def flat(req: ProxyRequest) -> "Deferred[ProxyResponse]":
         d: Deferred[ProxyResponse] = maybeDeferred(proxy, req)
-        return d.addCallback(lambda r: attrs.evolve(r, data=apply(r.data)))
+        return d.addCallback(on_response)
 
     return flat
 

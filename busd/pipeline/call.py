@@ -9,7 +9,7 @@ decodes and reshapes the data, or passes it through untouched (``no-op``).
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
@@ -185,7 +185,7 @@ def make_backend_call(
                 # Connection refused, DNS, TLS...: a backend error with the
                 # cause in its message, so merge and logs can name it.
                 err = BackendError(
-                    f"{failure.getErrorMessage() or failure.type.__name__}"
+                    f"{failure.getErrorMessage() or type(failure.value).__name__}"
                     f" {label}: {breq.url}"
                 )
                 err.__cause__ = failure.value

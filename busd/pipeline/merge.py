@@ -9,7 +9,7 @@ arrived does the endpoint fail (KRAKEND.md 3.5, 3.6, 3.9).
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import attrs
 from twisted.internet.defer import (
@@ -49,8 +49,8 @@ class MergeError(BackendError):
         super().__init__("\n".join(describe(e) for e in self.errors))
 
 
-def describe(error: BaseException) -> str:
-    """A one-line text for an error, used in logs and error bodies."""
+def describe(error: object) -> str:
+    """A one-line text for an error (or a Failure), for logs and error bodies."""
     if isinstance(error, Failure):
         error = error.value
     return str(error) or type(error).__name__
@@ -118,26 +118,25 @@ def _merge_results(
     results: List[Tuple[bool, Any]], endpoint: str
 ) -> ProxyResponse:
     parts: List[ProxyResponse] = []
-    errors: List[BaseException] = []
-    complete = True
+    failures: List[BaseException] = []
+    texts: List[str] = []
     for index, (ok, value) in enumerate(results):
         if ok:
             parts.append(value)
-            complete = complete and value.is_complete
-            errors.extend(BackendError(e) for e in value.errors)
+            texts.extend(value.errors)
+        elif value.check(CancelledError):
+            # The client went away: nothing to merge or log.
+            raise CancelledError()
         else:
-            if value.check(CancelledError):
-                # The client went away: nothing to merge or log.
-                return value  # type: ignore[no-any-return]
             _log_failure(endpoint, index, value)
-            errors.append(value.value)
-            complete = False
+            failures.append(value.value)
+            texts.append(describe(value.value))
     if not parts:
-        raise MergeError(errors)
+        raise MergeError(failures)
     return ProxyResponse(
         data=combine(parts),
-        is_complete=complete,
-        errors=tuple(describe(e) for e in errors),
+        is_complete=not failures and all(p.is_complete for p in parts),
+        errors=tuple(texts),
     )
 
 

@@ -99,19 +99,25 @@ class RoundRobin:
         return host
 
 
-def _compile_pattern(pattern: str) -> Tuple[Tuple[str, ...], Tuple[str, ...], str]:
-    """Split ``/a/{id}/b?x=1`` into literal parts, placeholder names and
-    the query already present in the pattern."""
-    path, _, query = pattern.partition("?")
+def _compile_pattern(
+    pattern: str,
+) -> Tuple[Tuple[str, ...], Tuple[Tuple[str, bool], ...], bool]:
+    """Split ``/a/{id}/b?x={y}`` into literal parts and placeholders.
+
+    Each placeholder comes with whether it sits in the query (its value
+    must then also escape ``&`` and ``=``); the flag says whether the
+    pattern has a query of its own, so a forwarded one is joined with ``&``.
+    """
+    qmark = pattern.find("?")
     literals: List[str] = []
-    names: List[str] = []
+    names: List[Tuple[str, bool]] = []
     pos = 0
-    for m in _PLACEHOLDER.finditer(path):
-        literals.append(path[pos : m.start()])
-        names.append(m.group(1))
+    for m in _PLACEHOLDER.finditer(pattern):
+        literals.append(pattern[pos : m.start()])
+        names.append((m.group(1), qmark != -1 and m.start() > qmark))
         pos = m.end()
-    literals.append(path[pos:])
-    return tuple(literals), tuple(names), query
+    literals.append(pattern[pos:])
+    return tuple(literals), tuple(names), qmark != -1
 
 
 def _allow(
@@ -192,28 +198,28 @@ def make_request_builder(
     """Prepare, once, the function that turns a client request into this
     backend's request (method, URL with placeholders and forwarded query,
     filtered headers, body)."""
-    literals, names, pattern_query = _compile_pattern(backend.url_pattern)
+    literals, names, has_query = _compile_pattern(backend.url_pattern)
     pick_host = RoundRobin(backend.hosts, rng)
     select_query = _make_query_filter(endpoint, backend)
     select_headers = _make_header_filter(endpoint, backend)
     method = backend.method
-    safe = "!$&'()*+,;=:@-._~"
+    path_safe = "!$&'()*+,;=:@-._~"
+    query_safe = "!$'()*+,;:@-._~/?"
 
     def build(req: ProxyRequest) -> BackendRequest:
         if names:
             params = req.params
             parts = [literals[0]]
-            for name, literal in zip(names, literals[1:]):
-                parts.append(quote(format_param(params.get(name, "")), safe=safe))
+            for (name, in_query), literal in zip(names, literals[1:]):
+                value = format_param(params.get(name, ""))
+                parts.append(quote(value, safe=query_safe if in_query else path_safe))
                 parts.append(literal)
             path = "".join(parts)
         else:
             path = literals[0]
         query = select_query(req.query) if req.query else ""
-        if pattern_query and query:
-            path = f"{path}?{pattern_query}&{query}"
-        elif pattern_query or query:
-            path = f"{path}?{pattern_query or query}"
+        if query:
+            path = f"{path}{'&' if has_query else '?'}{query}"
         return BackendRequest(
             method=method,
             url=pick_host() + path,

@@ -81,5 +81,11 @@ class HTTPClient(Protocol):
     """
 
     def request(
-        self, method: str, url: Any, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Any = None,
+        data: Any = None,
+        unbuffered: bool = False,
     ) -> "Deferred[Any]": ...

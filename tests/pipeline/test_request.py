@@ -160,3 +160,11 @@ class HelperTests(SynchronousTestCase):
         seen = [rr() for _ in range(6)]
         self.assertEqual(sorted(seen[:3]), ["h1", "h2", "h3"])
         self.assertEqual(seen[:3], seen[3:])
+
+
+class PatternQueryTests(SynchronousTestCase):
+    def test_placeholder_in_pattern_query(self):
+        """A placeholder in the url_pattern's query is filled and escaped."""
+        build = _build("/assign?bus={id}&x=1", input_query_strings=("a",))
+        req = ProxyRequest(method="GET", params={"id": "F&W=1"}, query=(("a", "2"),))
+        self.assertEqual(build(req).url, "http://b:1/assign?bus=F%26W%3D1&x=1&a=2")
