@@ -3,6 +3,7 @@ themselves, so trial never sees a dirty reactor."""
 
 from __future__ import annotations
 
+import random
 from typing import Any, List
 
 from treq.client import HTTPClient
@@ -62,6 +63,28 @@ def serve(case: TestCase, resource: IResource) -> Any:
     case.addCleanup(site.close_all)
     case.addCleanup(port.stopListening)
     return f"http://127.0.0.1:{port.getHost().port}", site
+
+
+@inlineCallbacks
+def start_gateway(case: TestCase, config: Any) -> Any:
+    """Serve a parsed ``GatewayConfig`` through the real service tree on a
+    loopback port; return the base URL. Cleanups stop the service and
+    close every connection."""
+    from busd.service import build_service
+
+    svc = build_service(
+        config,
+        reactor,
+        listen=[LOOPBACK],
+        rng=random.Random(0),
+        site_class=TrackingSite,
+    )
+    svc.startService()
+    http = svc.getServiceNamed("http")
+    port = yield http.whenListening()
+    case.addCleanup(http.factory.close_all)
+    case.addCleanup(svc.stopService)
+    return f"http://127.0.0.1:{port.getHost().port}"
 
 
 def client(case: TestCase) -> HTTPClient:

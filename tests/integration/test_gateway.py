@@ -2,7 +2,6 @@
 the production client and pool, the real service tree."""
 
 import json
-import random
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -12,9 +11,8 @@ from twisted.trial.unittest import TestCase
 from twisted.web.server import NOT_DONE_YET
 
 from busd.config.load import parse_config
-from busd.service import build_service
 from busd.testing import JSONBackend
-from tests.integration._util import LOOPBACK, TrackingSite, client, serve
+from tests.integration._util import LOOPBACK, client, serve, start_gateway
 
 
 class Hanging(JSONBackend):
@@ -35,22 +33,9 @@ class GatewayLoopbackTests(TestCase):
     @inlineCallbacks
     def start(self, endpoints, **service):
         raw = {"version": 3, "endpoints": endpoints, **service}
-        cfg = parse_config(raw).config
-        svc = build_service(
-            cfg,
-            reactor,
-            listen=[LOOPBACK],
-            rng=random.Random(0),
-            site_class=TrackingSite,
-        )
-        svc.startService()
-        http = svc.getServiceNamed("http")
-        port = yield http.whenListening()
-        site = http.factory
-        self.addCleanup(site.close_all)
-        self.addCleanup(svc.stopService)
+        base = yield start_gateway(self, parse_config(raw).config)
         self.client = client(self)
-        return f"http://127.0.0.1:{port.getHost().port}"
+        return base
 
     @inlineCallbacks
     def fetch(self, url):

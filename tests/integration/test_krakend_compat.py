@@ -11,17 +11,14 @@ received. Only the README's deliberate differences are expected to differ
 
 import json
 import os
-import random
 
-from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 from twisted.web.server import NOT_DONE_YET
 
 from busd.config.load import parse_config
-from busd.service import build_service
 from busd.testing import JSONBackend
-from tests.integration._util import LOOPBACK, TrackingSite, client, serve
+from tests.integration._util import client, serve, start_gateway
 
 CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "krakend_compat.json")
 
@@ -204,21 +201,9 @@ class KrakenDCompatTests(TestCase):
             raw = rewrite_hosts(json.load(handle), urls)
         loaded = parse_config(raw, source=CONFIG)
         self.assertEqual(loaded.warnings, ())
-        svc = build_service(
-            loaded.config,
-            reactor,
-            listen=[LOOPBACK],
-            rng=random.Random(0),
-            site_class=TrackingSite,
-        )
-        svc.startService()
-        http = svc.getServiceNamed("http")
-        port = yield http.whenListening()
-        self.addCleanup(http.factory.close_all)
-        self.addCleanup(svc.stopService)
+        self.gw = yield start_gateway(self, loaded.config)
         self.http = client(self)
-        self.gw_host = f"127.0.0.1:{port.getHost().port}"
-        self.gw = "http://" + self.gw_host
+        self.gw_host = self.gw[len("http://"):]
 
     # -- helpers ----------------------------------------------------------
 
