@@ -14,7 +14,9 @@ Known differences from KrakenD, kept on purpose:
 
 * Numbers are re-emitted from Python values, not from the backend's
   literal (Go keeps ``json.Number`` text): integers are exact, floats are
-  written by ``repr`` (``1.50`` -> ``1.5``, ``1e5`` -> ``100000.0``).
+  written by ``repr`` (``1.50`` -> ``1.5``, ``1e5`` -> ``100000.0``),
+  and a literal beyond float range (``1e400``) decodes to infinity, which
+  fails here with ``ValueError``.
 * ``json-collection`` writes ``[]`` when ``collection`` is not a list;
   KrakenD writes whatever value is there (``null``, an object...).
 * ``string`` writes a non-string ``content`` as JSON; KrakenD writes an
@@ -28,6 +30,8 @@ from __future__ import annotations
 import json
 import re
 from typing import Any, Dict, Tuple
+
+from busd.pipeline.decode import COLLECTION_KEY, CONTENT_KEY
 
 __all__ = [
     "dumps_go",
@@ -94,15 +98,15 @@ def encode(data: Dict[str, Any], output_encoding: str) -> Tuple[bytes, str]:
     failing the request.
     """
     if output_encoding == "json-collection":
-        collection = data.get("collection")
+        collection = data.get(COLLECTION_KEY)
         if isinstance(collection, list):
             return dumps_go(collection), JSON_CONTENT_TYPE
         return b"[]", JSON_CONTENT_TYPE
     if output_encoding == "string":
-        content = data.get("content")
+        content = data.get(CONTENT_KEY)
         if isinstance(content, str):
             return _utf8(content), TEXT_CONTENT_TYPE
-        if content is None and "content" not in data:
+        if content is None and CONTENT_KEY not in data:
             return b"", TEXT_CONTENT_TYPE
         return dumps_go(content), TEXT_CONTENT_TYPE
     return dumps_go(data), JSON_CONTENT_TYPE

@@ -272,7 +272,7 @@ class MoveTests(FlatmapCase):
                 "last": {"m": 42, "c": {"d": 42}},
             },
         }
-        nested = {
+        nested: Data = {
             "a": [
                 {
                     "b": [{"c": {"a": 1}, "aa": 1}, {"c": {"a": 2}, "aa": 1}],

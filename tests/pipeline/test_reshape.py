@@ -158,7 +158,7 @@ class AllowTests(ReadOnlyMixin):
 
     def test_empty_branch(self) -> None:
         """An object with nothing listed left is removed, a listed {} kept."""
-        data = {"a": {}, "b": {}}
+        data: Data = {"a": {}, "b": {}}
         self.check(lambda d: apply_allow(d, ["a.x", "b"]), data, {"b": {}})
 
 
