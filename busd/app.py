@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl, unquote
 
 from klein import Klein
@@ -25,6 +25,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from busd import __version__
 from busd.config.model import EndpointConfig, GatewayConfig
 from busd.errors import BackendStatusError, GatewayError
+from busd.guards import Guard, GuardContext, endpoint_guards, run_guards
 from busd.pipeline.build import build_endpoint
 from busd.pipeline.encode import dumps_go, encode
 from busd.pipeline.merge import describe
@@ -68,14 +69,17 @@ class GatewayApp:
         *,
         debug: bool = False,
         rng: Optional[random.Random] = None,
+        reactor: Any = None,
     ):
         self.config = config
         self.clock = clock
         self.app = Klein()
         router = config.router
+        context = GuardContext(client=client, clock=clock, reactor=reactor)
         for endpoint in config.endpoints:
             pipeline = build_endpoint(endpoint, client, clock, rng)
-            self._add_endpoint(endpoint, pipeline)
+            guards = endpoint_guards(config, endpoint, context)
+            self._add_endpoint(endpoint, pipeline, guards)
         if not router.disable_health:
             self.app.route(
                 router.health_path,
@@ -96,7 +100,9 @@ class GatewayApp:
 
     # -- endpoints -----------------------------------------------------
 
-    def _add_endpoint(self, endpoint: EndpointConfig, pipeline: Proxy) -> None:
+    def _add_endpoint(
+        self, endpoint: EndpointConfig, pipeline: Proxy, guards: List[Guard]
+    ) -> None:
         params = endpoint.params
         aliases = [f"p{i}" for i in range(len(params))]
         error_code = any(b.return_error_code for b in endpoint.backends)
@@ -114,7 +120,10 @@ class GatewayApp:
             else:
                 values = {}
             preq = _proxy_request(request, values)
-            d = pipeline(preq)
+            if guards:
+                d = run_guards(guards, request, preq).addCallback(pipeline)
+            else:
+                d = pipeline(preq)
             d.addCallbacks(
                 self._render,
                 self._render_failure,
@@ -169,6 +178,11 @@ class GatewayApp:
                 return _sized(request, err.body)
             return self._error(request, err.backend_status, err.code)
         if isinstance(err, GatewayError):
+            for name, value in err.headers.items():
+                request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+            if err.status < 500:
+                # A refusal (4xx) names its reason; it leaks no backend detail.
+                return self._error(request, err.status, err.message)
             return self._error(request, err.status, describe(err) if show else err.code)
         _log.failure("unexpected error in an endpoint pipeline", failure)
         return self._error(request, 500, "internal_error")

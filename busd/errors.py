@@ -7,7 +7,7 @@ response is data, not an exception).
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, Mapping, Optional
 
 import attrs
 
@@ -64,10 +64,22 @@ class GatewayError(Exception):
     status: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str = "", *, status: Optional[int] = None):
-        super().__init__(message or self.code)
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        status: Optional[int] = None,
+        code: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ):
+        super().__init__(message or code or self.code)
         if status is not None:
             self.status = status
+        if code is not None:
+            self.code = code
+        #: Response headers the answer must carry (WWW-Authenticate,
+        #: Retry-After, Allow...).
+        self.headers: Mapping[str, str] = dict(headers or {})
 
     @property
     def message(self) -> str:

@@ -161,7 +161,9 @@ def build_service(
         pool = make_pool(reactor)
         BackendsService(pool).setServiceParent(top)
         client = make_client(reactor, pool)
-    app = GatewayApp(config, client, clock or reactor, debug=debug, rng=rng)
+    app = GatewayApp(
+        config, client, clock or reactor, debug=debug, rng=rng, reactor=reactor
+    )
     site = site_class(app.resource())
     site.noisy = False
     top.gateway = app  # type: ignore[attr-defined]

@@ -1,0 +1,62 @@
+"""Endpoint guards: checks that run after routing and before the pipeline.
+
+A guard takes the twisted.web request and the :class:`ProxyRequest` built
+from it and returns (or fires a Deferred with) the ProxyRequest to go on
+with, possibly enriched (JWT claims as params or headers). It refuses by
+raising (or failing with) a :class:`~busd.errors.GatewayError` whose
+status, code and headers become the answer. Guards are built once per
+endpoint at config load by :func:`endpoint_guards`, the one place that
+orders them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Sequence, Union
+
+import attrs
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.iweb import IRequest
+
+from busd.config.model import EndpointConfig, GatewayConfig
+from busd.pipeline.types import HTTPClient, ProxyRequest
+
+__all__ = ["Guard", "GuardContext", "endpoint_guards", "run_guards"]
+
+Guard = Callable[
+    [IRequest, ProxyRequest], Union[ProxyRequest, "Deferred[ProxyRequest]"]
+]
+
+
+@attrs.frozen
+class GuardContext:
+    """What guards may need: the outbound client (JWKS fetches) and the
+    clock (token expiry, rate-limit buckets)."""
+
+    client: HTTPClient
+    clock: IReactorTime
+    reactor: Any = None
+
+
+def endpoint_guards(
+    config: GatewayConfig, endpoint: EndpointConfig, context: GuardContext
+) -> List[Guard]:
+    """The guards of ``endpoint``, in the order they run: rate limits
+    first (cheapest, and they protect the validator), then authentication."""
+    guards: List[Guard] = []
+    return guards
+
+
+def run_guards(
+    guards: Sequence[Guard], request: IRequest, preq: ProxyRequest
+) -> "Deferred[ProxyRequest]":
+    """Run ``guards`` one after another, each on the previous one's result."""
+    d: Deferred[Any] = maybeDeferred(guards[0], request, preq)
+    for guard in guards[1:]:
+        d.addCallback(_apply, guard, request)
+    return d
+
+
+def _apply(preq: ProxyRequest, guard: Guard, request: IRequest) -> Any:
+    return guard(request, preq)
+
