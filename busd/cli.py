@@ -24,6 +24,7 @@ from twisted.logger import (
 )
 
 from busd import __version__
+from busd.config.env import EnvFileError, environment
 from busd.config.load import load_config
 from busd.errors import ConfigError
 from busd.service import DEFAULT_CONFIG, build_service, default_listen, validate_listen
@@ -31,6 +32,10 @@ from busd.service import DEFAULT_CONFIG, build_service, default_listen, validate
 __all__ = ["main", "parser"]
 
 DEMO_CONFIG = "etc/busgw.json"
+_ENV_FILE_HELP = (
+    "NAME=value file (systemd EnvironmentFile syntax) for ${NAME} "
+    "placeholders in the config; the process environment wins"
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,6 +63,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--strict", action="store_true", help="config warnings are errors"
         )
+        sp.add_argument("--env-file", metavar="FILE", help=_ENV_FILE_HELP)
         sp.add_argument(
             "--log-level",
             default="info",
@@ -69,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config and print problems")
     check.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     check.add_argument("--strict", action="store_true")
+    check.add_argument("--env-file", metavar="FILE", help=_ENV_FILE_HELP)
     demo = sub.add_parser(
         "demo", help="simulated bus device services plus the gateway on them"
     )
@@ -91,8 +98,10 @@ def _demo_config() -> str:
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        result = load_config(args.config, strict=args.strict)
-    except ConfigError as err:
+        result = load_config(
+            args.config, strict=args.strict, environ=environment(args.env_file)
+        )
+    except (ConfigError, EnvFileError) as err:
         print(err, file=sys.stderr)
         return 1
     for problem in result.warnings:
@@ -128,8 +137,12 @@ def _run(args: argparse.Namespace, with_devices: bool = False) -> int:
         devices_service(reactor).setServiceParent(top)
     if not getattr(args, "devices_only", False):
         try:
-            result = load_config(args.config, strict=args.strict)
-        except ConfigError as err:
+            result = load_config(
+                args.config,
+                strict=args.strict,
+                environ=environment(args.env_file),
+            )
+        except (ConfigError, EnvFileError) as err:
             print(err, file=sys.stderr)
             return 1
         listen = args.listen or [default_listen(result.config, args.port)]

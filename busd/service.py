@@ -22,6 +22,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from busd.backends import BackendsService, make_client, make_pool
+from busd.config.env import EnvFileError, environment
 from busd.config.load import load_config
 from busd.config.model import GatewayConfig
 from busd.errors import ConfigError, ConfigProblem
@@ -73,6 +74,12 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", DEFAULT_CONFIG, "KrakenD v3 config file to serve."],
         ["port", "p", None, "Override the config's port.", int],
+        [
+            "env-file",
+            None,
+            None,
+            "NAME=value file for ${NAME} placeholders in the config.",
+        ],
     ]
     optFlags = [
         ["debug", "d", "Enable the /__debug/ endpoint."],
@@ -92,8 +99,12 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         try:
-            result = load_config(self["config"], strict=self["strict"])
-        except ConfigError as err:
+            result = load_config(
+                self["config"],
+                strict=self["strict"],
+                environ=environment(self["env-file"]),
+            )
+        except (ConfigError, EnvFileError) as err:
             raise usage.UsageError(str(err))
         self.config = result.config
         self.warnings = result.warnings

@@ -75,3 +75,19 @@ class CheckTests(SynchronousTestCase):
         code, out, _ = run(["--version"])
         self.assertEqual(code, 0)
         self.assertIn(__version__, out)
+
+
+class EnvCheckTests(SynchronousTestCase):
+    def test_unset_variable_named(self):
+        """check names an unset ${VAR}; --env-file supplies it."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            json.dump({"version": 3, "name": "bus ${BUSGW_TEST_BUS_ID}"}, f)
+        code, _, err = run(["check", "-c", path])
+        self.assertEqual(code, 1)
+        self.assertIn('"BUSGW_TEST_BUS_ID" is not set', err)
+        env = self.mktemp()
+        with open(env, "w") as f:
+            f.write("BUSGW_TEST_BUS_ID=FW-1\n")
+        code, out, _ = run(["check", "-c", path, "--env-file", env])
+        self.assertEqual(code, 0)

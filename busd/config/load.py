@@ -18,6 +18,7 @@ import attrs
 
 from busd.config import krakend
 from busd.config._endpoint import read_endpoint
+from busd.config.env import apply_environment
 from busd.config._fields import ServiceDefaults, clean_host, read_encoding
 from busd.config._namespaces import read_extra, read_max_body, read_router
 from busd.config._syntax import q, route_key
@@ -48,7 +49,12 @@ class LoadResult:
     warnings: Tuple[ConfigProblem, ...]
 
 
-def load_config(path: str, *, strict: bool = False) -> LoadResult:
+def load_config(
+    path: str,
+    *,
+    strict: bool = False,
+    environ: Optional[Mapping[str, str]] = None,
+) -> LoadResult:
     """Read, parse and validate the JSON config file at ``path``.
 
     Raises :class:`ConfigError` (``source=path``) listing every problem
@@ -83,7 +89,7 @@ def load_config(path: str, *, strict: bool = False) -> LoadResult:
             source=path,
         ) from None
     raw = decode_json(text, source=path)
-    return parse_config(raw, source=path, strict=strict)
+    return parse_config(raw, source=path, strict=strict, environ=environ)
 
 
 def decode_json(text: str, *, source: str = "") -> Any:
@@ -114,7 +120,11 @@ class _NotJSON(ValueError):
 
 
 def parse_config(
-    raw: object, *, source: str = "", strict: bool = False
+    raw: object,
+    *,
+    source: str = "",
+    strict: bool = False,
+    environ: Optional[Mapping[str, str]] = None,
 ) -> LoadResult:
     """Validate decoded JSON ``raw`` and build a :class:`GatewayConfig`.
 
@@ -123,6 +133,11 @@ def parse_config(
     with ``strict``, at least one warning (then reported as errors).
     """
     report = Report()
+    # ${NAME} placeholders and KRAKEND_* overrides (busd.config.env);
+    # ``environ`` defaults to the process environment.
+    raw = apply_environment(
+        report, raw, os.environ if environ is None else environ
+    )
     config = _read_service(report, raw, source)
     problems = report.problems(strict=strict)
     if config is None or any(p.severity == "error" for p in problems):
