@@ -25,6 +25,8 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from busd import __version__
 from busd.config.model import EndpointConfig, GatewayConfig
 from busd.errors import BackendStatusError, GatewayError
+from busd.metrics import GatewayMetrics
+from busd.telemetry import request_id, set_endpoint_label
 from busd.guards import Guard, GuardContext, endpoint_guards, run_guards
 from busd.pipeline.build import build_endpoint
 from busd.pipeline.encode import dumps_go, encode
@@ -70,6 +72,7 @@ class GatewayApp:
         debug: bool = False,
         rng: Optional[random.Random] = None,
         reactor: Any = None,
+        metrics: Optional[GatewayMetrics] = None,
     ):
         self.config = config
         self.clock = clock
@@ -77,7 +80,7 @@ class GatewayApp:
         router = config.router
         context = GuardContext(client=client, clock=clock, reactor=reactor)
         for endpoint in config.endpoints:
-            pipeline = build_endpoint(endpoint, client, clock, rng)
+            pipeline = build_endpoint(endpoint, client, clock, rng, metrics)
             guards = endpoint_guards(config, endpoint, context)
             self._add_endpoint(endpoint, pipeline, guards)
         if not router.disable_health:
@@ -106,8 +109,10 @@ class GatewayApp:
         params = endpoint.params
         aliases = [f"p{i}" for i in range(len(params))]
         error_code = any(b.return_error_code for b in endpoint.backends)
+        label = f"{endpoint.method} {endpoint.endpoint}"
 
         def handle(request: IRequest, **kwargs: str) -> Any:
+            set_endpoint_label(request, label)
             if params:
                 # KrakenD refuses values that are still URL-encoded after
                 # the router decoded the path once (double encoding), or
@@ -190,6 +195,7 @@ class GatewayApp:
     # -- built-ins ------------------------------------------------------
 
     def _health(self, request: IRequest) -> bytes:
+        set_endpoint_label(request, self.config.router.health_path)
         request.setHeader(b"Content-Type", _JSON)
         body = {"agents": {}, "now": _go_time(self.clock.seconds()), "status": "ok"}
         return _sized(request, dumps_go(body))
@@ -260,4 +266,5 @@ def _proxy_request(request: IRequest, params: Dict[str, str]) -> ProxyRequest:
         body=body,
         client_ip=getattr(addr, "host", "") or "",
         host=host.decode("latin-1") if host else "",
+        request_id=request_id(request),
     )

@@ -20,6 +20,7 @@ from twisted.web.client import (
     HTTPConnectionPool,
     _HTTP11ClientFactory,
 )
+from twisted.web.iweb import IPolicyForHTTPS
 
 __all__ = ["make_pool", "make_client", "BackendsService", "no_cookie_jar"]
 
@@ -60,9 +61,11 @@ def make_client(
     pool: HTTPConnectionPool,
     *,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    tls_policy: Optional[Any] = None,
+    tls_policy: Optional[IPolicyForHTTPS] = None,
 ) -> HTTPClient:
-    """The production :class:`HTTPClient` for backend calls."""
+    """The production :class:`HTTPClient` for backend calls. HTTPS uses
+    ``tls_policy`` (``busd.tls.make_tls_policy``), by default Twisted's
+    service-identity checked policy over the system CAs."""
     agent = Agent(
         reactor,
         contextFactory=tls_policy or BrowserLikePolicyForHTTPS(),

@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import time
 from typing import Any, List, Optional, Sequence
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    globalLogBeginner,
-    textFileLogObserver,
-)
+from twisted.logger import globalLogBeginner, textFileLogObserver
 
 from busd import __version__
+from busd.auth import commands as auth_commands
 from busd.config.env import EnvFileError, environment
 from busd.config.load import load_config
 from busd.errors import ConfigError
+from busd.gateway import ConfigSource
+from busd.logging import JSONLinesObserver, filtered, level_named
 from busd.service import DEFAULT_CONFIG, build_service, default_listen, validate_listen
 
 __all__ = ["main", "parser"]
@@ -70,12 +69,24 @@ def parser() -> argparse.ArgumentParser:
             choices=["debug", "info", "warn", "error"],
             help="lowest level of log events printed (default: info)",
         )
+        sp.add_argument(
+            "--log-format",
+            default="text",
+            choices=["text", "json"],
+            help="text lines, or one JSON object per line (journald, shippers)",
+        )
 
     serve_args(sub.add_parser("run", help="serve a config"), DEFAULT_CONFIG)
     check = sub.add_parser("check", help="validate a config and print problems")
     check.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     check.add_argument("--strict", action="store_true")
     check.add_argument("--env-file", metavar="FILE", help=_ENV_FILE_HELP)
+    reload = sub.add_parser(
+        "reload", help="make a running gateway re-read its config (SIGHUP)"
+    )
+    target = reload.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pid", type=int, help="the gateway's process id")
+    target.add_argument("--pidfile", help="file holding the gateway's pid")
     demo = sub.add_parser(
         "demo", help="simulated bus device services plus the gateway on them"
     )
@@ -85,6 +96,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start only the simulated device services",
     )
+    auth_commands.add_commands(sub)
     return p
 
 
@@ -111,10 +123,33 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_logging(level: str) -> None:
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    observer = FilteringLogObserver(textFileLogObserver(sys.stdout), [predicate])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+def _start_logging(level: str, form: str = "text") -> None:
+    out = (
+        JSONLinesObserver(sys.stdout)
+        if form == "json"
+        else textFileLogObserver(sys.stdout)
+    )
+    globalLogBeginner.beginLoggingTo(
+        [filtered(out, level_named(level))], redirectStandardIO=False
+    )
+
+
+def _reload(args: argparse.Namespace) -> int:
+    pid = args.pid
+    if pid is None:
+        try:
+            with open(args.pidfile) as handle:
+                pid = int(handle.read().strip())
+        except (OSError, ValueError) as err:
+            print(f"busgw reload: cannot read {args.pidfile}: {err}", file=sys.stderr)
+            return 1
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError as err:
+        print(f"busgw reload: cannot signal process {pid}: {err}", file=sys.stderr)
+        return 1
+    print(f"sent SIGHUP to {pid}; its log says whether the new config was applied")
+    return 0
 
 
 def _serve(reactor: Any, service: IService) -> "Deferred[None]":
@@ -153,11 +188,15 @@ def _run(args: argparse.Namespace, with_devices: bool = False) -> int:
         for problem in result.warnings:
             print(problem, file=sys.stderr)
         gateway = build_service(
-            result.config, reactor, listen=listen, debug=args.debug
+            result.config,
+            reactor,
+            listen=listen,
+            debug=args.debug,
+            source=ConfigSource(args.config, args.strict, args.env_file),
         )
         gateway.setServiceParent(top)
     services.append(top)
-    _start_logging(args.log_level)
+    _start_logging(args.log_level, args.log_format)
     try:
         task.react(lambda r: _serve(r, top))
     except SystemExit as exit:
@@ -171,8 +210,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _check(args)
     if args.command == "run":
         return _run(args)
+    if args.command == "reload":
+        return _reload(args)
     if args.command == "demo":
         return _run(args, with_devices=True)
+    if args.command in auth_commands.COMMANDS:
+        return auth_commands.run_command(args, now=time.time())
     raise AssertionError(args.command)
 
 

@@ -11,15 +11,17 @@ orders them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Sequence, Union
+from typing import Any, Callable, Dict, List, Sequence, Union
 
 import attrs
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
+from busd.auth.guard import make_jwt_guard
 from busd.config.model import EndpointConfig, GatewayConfig
 from busd.pipeline.types import HTTPClient, ProxyRequest
+from busd.qos.ratelimit import RateLimitGuard
 
 __all__ = ["Guard", "GuardContext", "endpoint_guards", "run_guards"]
 
@@ -36,6 +38,9 @@ class GuardContext:
     client: HTTPClient
     clock: IReactorTime
     reactor: Any = None
+    #: JWK sets fetched from a jwk_url, one per URL for the whole app, so
+    #: endpoints sharing a key server share one cache (see busd.auth.guard).
+    jwks: Dict[Any, Any] = attrs.field(factory=dict, eq=False)
 
 
 def endpoint_guards(
@@ -44,6 +49,19 @@ def endpoint_guards(
     """The guards of ``endpoint``, in the order they run: rate limits
     first (cheapest, and they protect the validator), then authentication."""
     guards: List[Guard] = []
+    if endpoint.rate_limit is not None:
+        guards.append(RateLimitGuard(endpoint.rate_limit, context.clock))
+    if endpoint.auth is not None:
+        guards.append(
+            make_jwt_guard(
+                endpoint.auth,
+                client=context.client,
+                clock=context.clock,
+                endpoint=f"{endpoint.method} {endpoint.endpoint}",
+                url_patterns=tuple(b.url_pattern for b in endpoint.backends),
+                shared=context.jwks,
+            )
+        )
     return guards
 
 

@@ -12,7 +12,7 @@ import random
 from typing import Any, Callable, List, Optional, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IReactorTime
@@ -21,11 +21,14 @@ from twisted.python import usage
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
-from busd.backends import BackendsService, make_client, make_pool
+from busd.gateway import AdminResource, ConfigSource, GatewayService
+from busd.edge import EdgeWrapper
+from busd.limits import apply_limits
 from busd.config.env import EnvFileError, environment
 from busd.config.load import load_config
 from busd.config.model import GatewayConfig
 from busd.errors import ConfigError, ConfigProblem
+from busd.tls import check_server_tls, describe_listen_error
 from busd.pipeline.types import HTTPClient
 
 __all__ = [
@@ -61,9 +64,10 @@ def validate_listen(descriptions: Sequence[str]) -> List[str]:
     problems = []
     for desc in descriptions:
         try:
-            endpoints.serverFromString(MemoryReactor(), desc)
+            check_server_tls(endpoints.serverFromString(MemoryReactor(), desc))
         except Exception as exc:  # each parser raises its own kind
-            problems.append(f"--listen {desc!r}: {exc}")
+            why = describe_listen_error(exc)
+            problems.append(f"--listen {desc!r}: {why}")
     return problems
 
 
@@ -159,30 +163,46 @@ def build_service(
     clock: Optional[IReactorTime] = None,
     rng: Optional[random.Random] = None,
     site_class: Callable[[IResource], Site] = Site,
-) -> MultiService:
-    """The gateway's service tree: ``backends`` (the owned pool, unless a
-    ``client`` is given) then one ``http``/``http-N`` listener per string.
-    Listeners are added last so they stop first (children stop in reverse)."""
-    # Imported here: klein imports the global reactor, which must not be
-    # installed before twistd (or the CLI) has chosen one.
-    from busd.app import GatewayApp
-
-    top = MultiService()
-    if client is None:
-        pool = make_pool(reactor)
-        BackendsService(pool).setServiceParent(top)
-        client = make_client(reactor, pool)
-    app = GatewayApp(
-        config, client, clock or reactor, debug=debug, rng=rng, reactor=reactor
+    source: Optional[ConfigSource] = None,
+) -> GatewayService:
+    """The gateway's service tree: the gateway (its pools are closed when it
+    stops), the admin listener if configured, then one ``http``/``http-N``
+    listener per string. Listeners are added last so they stop first
+    (children stop in reverse). ``source`` enables reloads (SIGHUP)."""
+    top = GatewayService(
+        config,
+        reactor,
+        clock=clock,
+        debug=debug,
+        client=client,
+        rng=rng,
+        source=source,
+        wrap=EdgeWrapper(),  # CORS and the in-flight cap (busd.edge)
     )
-    site = site_class(app.resource())
+    site = site_class(top.root)
     site.noisy = False
-    top.gateway = app  # type: ignore[attr-defined]
+    # Header, body and slow-client limits on every connection (busd.limits).
+    apply_limits(site, lambda: top.config.limits, top.clock)
+    if config.telemetry.access_log:
+        # busd.telemetry writes one structured event per request instead.
+        site.log = _no_access_log  # type: ignore[method-assign]
+    admin = config.telemetry.admin
+    if admin is not None:
+        admin_site = Site(AdminResource(top, admin.metrics_path, admin.reload_path))
+        admin_site.noisy = False
+        admin_site.log = _no_access_log  # type: ignore[method-assign]
+        svc = ListenService(admin.listen, admin_site, reactor)
+        svc.setName("admin")
+        svc.setServiceParent(top)
     for i, desc in enumerate(listen):
         svc = ListenService(desc, site, reactor)
         svc.setName("http" if i == 0 else f"http-{i}")
         svc.setServiceParent(top)
     return top
+
+
+def _no_access_log(request: Any) -> None:
+    """Replaces twisted.web's combined-log line."""
 
 
 def makeService(options: Options) -> IService:
@@ -197,4 +217,7 @@ def makeService(options: Options) -> IService:
         reactor,
         listen=options["listen"],
         debug=options["debug"],
+        source=ConfigSource(
+            options["config"], options["strict"], options["env-file"]
+        ),
     )

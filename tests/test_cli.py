@@ -91,3 +91,23 @@ class EnvCheckTests(SynchronousTestCase):
             f.write("BUSGW_TEST_BUS_ID=FW-1\n")
         code, out, _ = run(["check", "-c", path, "--env-file", env])
         self.assertEqual(code, 0)
+
+
+class ReloadCommandTests(SynchronousTestCase):
+    def test_sends_sighup(self):
+        """busgw reload --pidfile sends SIGHUP to the pid in the file."""
+        import signal
+
+        sent = []
+        self.patch(__import__("os"), "kill", lambda pid, sig: sent.append((pid, sig)))
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("4242\n")
+        code, out, _ = run(["reload", "--pidfile", path])
+        self.assertEqual((code, sent), (0, [(4242, signal.SIGHUP)]))
+
+    def test_bad_pidfile(self):
+        """A missing pidfile is a clear error, exit 1."""
+        code, _, err = run(["reload", "--pidfile", self.mktemp()])
+        self.assertEqual(code, 1)
+        self.assertIn("cannot read", err)

@@ -4,6 +4,7 @@ import json
 import os
 
 from twisted.application.service import IServiceMaker
+from twisted.internet.defer import succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python import usage
@@ -98,19 +99,29 @@ class OptionsTests(SynchronousTestCase):
 
 class ServiceTreeTests(SynchronousTestCase):
     def test_tree_and_stop_order(self):
-        """The tree has the pool first and listeners last, so they stop first."""
+        """The admin listener comes first and the public listeners last, so
+        the public ones stop first; then the gateway closes its pool."""
         reactor = MemoryReactorClock()
-        cfg = parse_config({"version": 3}).config
+        cfg = parse_config(
+            {
+                "version": 3,
+                "extra_config": {"busgw/telemetry": {"admin": {"listen": "tcp:9191"}}},
+            }
+        ).config
         top = build_service(cfg, reactor, listen=["tcp:8001", "tcp:8002"])
         names = [s.name for s in top]
-        self.assertEqual(names, ["backends", "http", "http-1"])
+        self.assertEqual(names, ["admin", "http", "http-1"])
+        closed = []
+        top._pool.closeCachedConnections = lambda: closed.append(1) or succeed(None)
         top.startService()
-        self.assertEqual([p[0] for p in reactor.tcpServers], [8001, 8002])
+        self.assertEqual([p[0] for p in reactor.tcpServers], [9191, 8001, 8002])
         self.successResultOf(top.stopService())
+        self.assertEqual(closed, [1])
 
     def test_make_service(self):
         """makeService builds the tree from parsed Options."""
         options = Options()
         options.parseOptions(["-c", EXAMPLE, "--listen", "tcp:0"])
         svc = makeService(options)
-        self.assertEqual([s.name for s in svc], ["backends", "http"])
+        self.assertEqual([s.name for s in svc], ["admin", "http"])
+        self.assertEqual(svc.source.path, EXAMPLE)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Tuple
 
+# A module import: busd.auth.config imports busd.config while it loads.
+from busd.auth import config as auth_config
 from busd.config import krakend
 from busd.config._backend import read_backend
 from busd.config._fields import (
@@ -22,6 +24,7 @@ from busd.config._namespaces import read_endpoint_proxy, read_extra
 from busd.config._syntax import endpoint_params, q
 from busd.config._walk import Node, object_items
 from busd.config.model import OUTPUT_ENCODINGS, BackendConfig, EndpointConfig
+from busd.qos.ratelimit import NAMESPACE as RATELIMIT, read_rate_limit
 
 __all__ = ["read_endpoint"]
 
@@ -109,6 +112,13 @@ def read_endpoint(
                 " (ignored); put it on the backend",
             )
 
+    auth = auth_config.resolve_endpoint_auth(
+        node,
+        extra.nodes.get("auth/validator"),
+        extra.nodes.get("busgw/auth"),
+        svc.auth,
+        input_headers=ctx.input_headers,
+    )
     config = EndpointConfig(
         endpoint=path,
         method=method,
@@ -124,6 +134,8 @@ def read_endpoint(
         flatmap_filter=proxy.flatmap_filter,
         params=params,
         extra_config=extra.frozen,
+        auth=auth,
+        rate_limit=read_rate_limit(extra.nodes.get(RATELIMIT), params),
     )
     node.finish(krakend.ENDPOINT_KEYS, krakend.UNSUPPORTED_ENDPOINT_KEYS)
     return config, path_ok

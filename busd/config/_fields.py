@@ -3,13 +3,16 @@ lists, hosts; and the defaults each level hands down to the next."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import attrs
 
 from busd.config._syntax import canonical_header, q, sanitize_host
 from busd.config._walk import Node
 from busd.config.model import METHODS
+
+if TYPE_CHECKING:  # busd.auth.config imports busd.config while it loads
+    from busd.auth.config import ValidatorConfig
 
 __all__ = [
     "ServiceDefaults",
@@ -33,6 +36,8 @@ class ServiceDefaults:
     cache_ttl: float = 0.0
     output_encoding: str = "json"
     max_body_bytes: int = 0
+    # extra_config."busgw/auth".validator: every endpoint's default.
+    auth: Optional[ValidatorConfig] = None
 
 
 @attrs.frozen

@@ -33,6 +33,8 @@ __all__ = [
     "UNSUPPORTED_PROXY_KEYS",
     "BACKEND_HTTP_KEYS",
     "BUSGW_BACKEND_KEYS",
+    "CLIENT_TLS_KEYS",
+    "UNSUPPORTED_CLIENT_TLS_KEYS",
     "UNSUPPORTED_OUTPUT_ENCODINGS",
     "UNSUPPORTED_BACKEND_ENCODINGS",
     "IGNORED_ROOT_KEYS",
@@ -54,6 +56,13 @@ SERVICE_KEYS = frozenset(
         "debug_endpoint",
         "endpoints",
         "extra_config",
+        "client_tls",
+        "allow_insecure_connections",
+        # HTTP server limits (busd.limits).
+        "read_timeout",
+        "idle_timeout",
+        "read_header_timeout",
+        "max_header_bytes",
     }
 )
 ENDPOINT_KEYS = frozenset(
@@ -96,13 +105,9 @@ def _unsupported(*keys: str) -> Mapping[str, str]:
 
 # KrakenD CE keys that busgw recognises but does not implement; the value
 # is the warning message.
-UNSUPPORTED_SERVICE_KEYS: Mapping[str, str] = _unsupported(
+_UNSUPPORTED_SERVICE_KEYS = _unsupported(
     "echo_endpoint",
-    "read_timeout",
     "write_timeout",
-    "idle_timeout",
-    "read_header_timeout",
-    "max_header_bytes",
     "disable_keep_alives",
     "disable_compression",
     "max_idle_connections",
@@ -115,14 +120,20 @@ UNSUPPORTED_SERVICE_KEYS: Mapping[str, str] = _unsupported(
     "dialer_keep_alive",
     "disable_rest",
     "tls",
-    "client_tls",
-    "allow_insecure_connections",
     "use_h2c",
     "sequential_start",
     "dns_cache_ttl",
     "max_shutdown_wait_time",
     "plugin",
     "async_agent",
+)
+UNSUPPORTED_SERVICE_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        **_UNSUPPORTED_SERVICE_KEYS,
+        # KrakenD then serves HTTPS only; busgw would serve plain HTTP.
+        "tls": _NOT_SUPPORTED + "; busgw serves plain HTTP unless started"
+        " with --listen ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem",
+    }
 )
 UNSUPPORTED_ENDPOINT_KEYS: Mapping[str, str] = MappingProxyType({})
 _PER_BACKEND = (
@@ -148,7 +159,6 @@ UNSUPPORTED_DEFAULTS: Mapping[str, object] = MappingProxyType(
         "disable_rest": False,
         "use_h2c": False,
         "sequential_start": False,
-        "allow_insecure_connections": False,
         "hide_version_header": False,
         "auto_options": False,
         "disable_access_log": False,
@@ -237,8 +247,12 @@ BUSGW_NAMESPACE_PREFIX = "busgw/"
 # Namespaces busgw reads, by the level they belong to.
 SUPPORTED_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        "service": frozenset({"router", "busgw/backend"}),
-        "endpoint": frozenset({"proxy"}),
+        "service": frozenset(
+            {"router", "busgw/backend", "busgw/telemetry", "busgw/auth"}
+            | {"security/cors", "busgw/limits"}
+        ),
+        "endpoint": frozenset({"proxy", "auth/validator", "busgw/auth"})
+        | {"qos/ratelimit/router"},
         "backend": frozenset({"proxy", "backend/http", "busgw/backend"}),
     }
 )
@@ -325,6 +339,22 @@ UNSUPPORTED_PROXY_KEYS: Mapping[str, str] = _unsupported(
 
 BACKEND_HTTP_KEYS = frozenset({"return_error_details", "return_error_code"})
 BUSGW_BACKEND_KEYS = frozenset({"max_body_bytes"})
+
+# Service-level "client_tls" (busd.config._tls). Go's cipher and curve
+# numbers have no OpenSSL equivalent here; OpenSSL's defaults apply.
+CLIENT_TLS_KEYS = frozenset(
+    {
+        "allow_insecure_connections",
+        "ca_certs",
+        "disable_system_ca_pool",
+        "client_certs",
+        "min_version",
+        "max_version",
+    }
+)
+UNSUPPORTED_CLIENT_TLS_KEYS: Mapping[str, str] = _unsupported(
+    "cipher_suites", "curve_preferences"
+)
 
 # KrakenD encodings busgw does not implement (an error, since the output
 # would differ), as opposed to names KrakenD does not know either.

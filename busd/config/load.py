@@ -16,11 +16,17 @@ from typing import Any, Mapping, Optional, Tuple
 
 import attrs
 
+# A module import: busd.auth.config imports busd.config while it loads.
+from busd.auth import config as auth_config
 from busd.config import krakend
 from busd.config._endpoint import read_endpoint
+from busd.config._tls import read_client_tls
+from busd.config._telemetry import read_telemetry
 from busd.config.env import apply_environment
 from busd.config._fields import ServiceDefaults, clean_host, read_encoding
 from busd.config._namespaces import read_extra, read_max_body, read_router
+from busd.limits import NAMESPACE as LIMITS, read_limits
+from busd.security.cors import NAMESPACE as CORS, read_cors
 from busd.config._syntax import q, route_key
 from busd.config._json import JSONObject, as_int, describe
 from busd.config._walk import MISSING, ROOT, Node, Report, object_items
@@ -168,6 +174,7 @@ def _read_service(
     raw_hosts, hosts, hosts_ok = _read_service_hosts(node)
     extra = read_extra(node, "service")
     router = read_router(extra.nodes.get("router"))
+    telemetry = read_telemetry(extra.nodes.get("busgw/telemetry"))
     max_body = read_max_body(
         extra.nodes.get("busgw/backend"), DEFAULT_MAX_BODY_BYTES
     )
@@ -187,6 +194,7 @@ def _read_service(
         cache_ttl=cache_ttl,
         output_encoding=output,
         max_body_bytes=max_body,
+        auth=auth_config.read_service_auth(extra.nodes.get("busgw/auth")),
     )
     endpoints: list[EndpointConfig] = []
     read: list[_Read] = []
@@ -211,6 +219,10 @@ def _read_service(
         max_body_bytes=max_body,
         extra_config=extra.frozen,
         source=source,
+        client_tls=read_client_tls(node),
+        telemetry=telemetry,
+        cors=read_cors(extra.nodes.get(CORS)),
+        limits=read_limits(node, extra.nodes.get(LIMITS)),
     )
     node.finish(
         krakend.SERVICE_KEYS,

@@ -8,9 +8,18 @@ service -> endpoint -> backend, so every field holds its effective value.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
 
 import attrs
+
+from busd._tls_model import ClientTLSConfig
+from busd.config._telemetry import TelemetryConfig
+from busd.limits import RequestLimits
+from busd.qos.ratelimit import RateLimitConfig
+from busd.security.cors import CorsConfig
+
+if TYPE_CHECKING:  # busd.auth.config imports busd.config while it loads
+    from busd.auth.config import ValidatorConfig
 
 __all__ = [
     "FlatmapOp",
@@ -104,6 +113,11 @@ class EndpointConfig:
     flatmap_filter: Tuple[FlatmapOp, ...] = ()
     params: Tuple[str, ...] = ()
     extra_config: Mapping[str, Any] = EMPTY_MAPPING
+    #: The JWT validation this endpoint runs (its own auth/validator or the
+    #: service's busgw/auth default), None when it is public.
+    auth: Optional[ValidatorConfig] = None
+    #: qos/ratelimit/router (busd.qos.ratelimit), None when unlimited.
+    rate_limit: Optional[RateLimitConfig] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -138,3 +152,9 @@ class GatewayConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     extra_config: Mapping[str, Any] = EMPTY_MAPPING
     source: str = ""
+    client_tls: ClientTLSConfig = ClientTLSConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
+    #: security/cors (busd.security.cors), None when CORS is off.
+    cors: Optional[CorsConfig] = None
+    #: Inbound request limits (busd.limits).
+    limits: RequestLimits = RequestLimits()

@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from busd.config.model import EndpointConfig, StaticResponse
+from busd.metrics import GatewayMetrics
 from busd.pipeline.call import make_backend_call
 from busd.pipeline.flatmap import make_flatmap
 from busd.pipeline.merge import (
@@ -45,11 +46,18 @@ def build_backend(
     client: HTTPClient,
     clock: IReactorTime,
     rng: Optional[random.Random] = None,
+    metrics: Optional[GatewayMetrics] = None,
 ) -> Proxy:
     """The stack of one backend: the HTTP call (request building, status
     rule, capped body, decode, reshape), raced when ``concurrent_calls`` > 1."""
     backend = endpoint.backends[index]
-    proxy = make_backend_call(endpoint, backend, index, client, rng)
+    series = None
+    if metrics is not None:
+        label = f"{endpoint.method} {endpoint.endpoint}"
+        series = metrics.backend(label, f"{index} {backend.url_pattern}")
+    proxy = make_backend_call(
+        endpoint, backend, index, client, rng, clock=clock, metrics=series
+    )
     if endpoint.concurrent_calls > 1:
         proxy = concurrent(
             proxy,
@@ -65,10 +73,11 @@ def build_endpoint(
     client: HTTPClient,
     clock: IReactorTime,
     rng: Optional[random.Random] = None,
+    metrics: Optional[GatewayMetrics] = None,
 ) -> Proxy:
     """The whole pipeline of one endpoint, as a single :data:`Proxy`."""
     backends = [
-        build_backend(endpoint, i, client, clock, rng)
+        build_backend(endpoint, i, client, clock, rng, metrics)
         for i in range(len(endpoint.backends))
     ]
     share = endpoint.timeout * MERGE_SHARE

@@ -12,11 +12,13 @@ import random
 from typing import Any, List, Optional, Tuple
 
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http_headers import Headers
 
 from busd.config.model import BackendConfig, EndpointConfig
+from busd.metrics import BackendMetrics
 from busd.errors import BackendError, BackendStatusError, BodyTooLarge
 from busd.pipeline.decode import decode_body
 from busd.pipeline.request import make_request_builder
@@ -112,9 +114,13 @@ def make_backend_call(
     index: int,
     client: HTTPClient,
     rng: Optional[random.Random] = None,
+    *,
+    clock: Optional[IReactorTime] = None,
+    metrics: Optional[BackendMetrics] = None,
 ) -> Proxy:
     """Build the proxy that calls ``backend`` (the ``index``-th of
-    ``endpoint``) through ``client`` and returns its shaped data."""
+    ``endpoint``) through ``client`` and returns its shaped data. With
+    ``metrics`` (and the ``clock`` to time calls) each call is recorded."""
     build_request = make_request_builder(endpoint, backend, rng)
     formatter = make_formatter(backend)
     limit = backend.max_body_bytes
@@ -196,4 +202,19 @@ def make_backend_call(
         d.addErrback(on_error)
         return d
 
-    return call
+    if metrics is None or clock is None:
+        return call
+    timer, record = clock, metrics
+
+    def measured(req: ProxyRequest) -> "Deferred[ProxyResponse]":
+        start = timer.seconds()
+
+        def done(result: Any) -> Any:
+            error = result.value if isinstance(result, Failure) else None
+            if not isinstance(error, CancelledError):
+                record.observe(timer.seconds() - start, error)
+            return result
+
+        return call(req).addBoth(done)
+
+    return measured

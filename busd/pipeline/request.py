@@ -45,6 +45,7 @@ _HOP_BY_HOP = frozenset(
         "content-length",
         "x-forwarded-for",
         "x-forwarded-host",
+        "x-request-id",
     }
 )
 
@@ -181,6 +182,8 @@ def _make_header_filter(
             out[b"X-Forwarded-For"] = [req.client_ip.encode("ascii", "replace")]
         if req.host:
             out[b"X-Forwarded-Host"] = [req.host.encode("latin-1", "replace")]
+        if req.request_id:
+            out[b"X-Request-Id"] = [req.request_id.encode("ascii", "replace")]
         if forwards_ua and b"User-Agent" in out:
             out[b"X-Forwarded-Via"] = [USER_AGENT.encode("ascii")]
         else:

@@ -40,6 +40,8 @@ class ProxyRequest:
     body: bytes = b""
     client_ip: str = ""
     host: str = ""
+    #: Forwarded to every backend as ``X-Request-Id`` (busd.telemetry).
+    request_id: str = ""
 
     def header(self, name: str) -> Optional[str]:
         """The first value of header ``name`` (case-insensitive), or None."""

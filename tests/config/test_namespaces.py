@@ -217,7 +217,7 @@ class NamespaceValueTests(SynchronousTestCase):
             ep(
                 "/a",
                 extra_config={
-                    "github.com/devopsfaith/krakend-jose/validator": {
+                    "github.com/devopsfaith/krakend-jose/signer": {
                         "alg": "RS256",
                         "audience": ["a"],
                     }
@@ -229,11 +229,11 @@ class NamespaceValueTests(SynchronousTestCase):
         from busd.config import parse_config
 
         extra = parse_config(raw).config.endpoints[0].extra_config
-        self.assertEqual(list(extra), ["auth/validator"])
-        self.assertEqual(extra["auth/validator"]["audience"], ("a",))
+        self.assertEqual(list(extra), ["auth/signer"])
+        self.assertEqual(extra["auth/signer"]["audience"], ("a",))
         self.assertIsInstance(extra, MappingProxyType)
         with self.assertRaises(TypeError):
-            extra["auth/validator"]["alg"] = "none"
+            extra["auth/signer"]["alg"] = "none"
 
     def test_frozen_values_encode(self) -> None:
         """Static data and error bodies are read-only yet still encode as

@@ -9,9 +9,13 @@ from typing import Any, List
 from treq.client import HTTPClient
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.trial.unittest import TestCase
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import (
+    Agent,
+    BrowserLikePolicyForHTTPS,
+    HTTPConnectionPool,
+)
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Site
@@ -55,27 +59,35 @@ class TrackingSite(Site):
 
 
 @inlineCallbacks
-def serve(case: TestCase, resource: IResource) -> Any:
+def serve(case: TestCase, resource: IResource, tls: Any = None) -> Any:
     """Listen on a loopback port; return ``(base_url, site)``; cleanups stop
-    listening and close every connection."""
+    listening and close every connection. With ``tls`` (server
+    ``CertificateOptions``, see ``busd.testing_tls.server_options``) it
+    serves HTTPS."""
     site = TrackingSite(resource)
-    port = yield serverFromString(reactor, LOOPBACK).listen(site)
+    if tls is None:
+        endpoint: Any = serverFromString(reactor, LOOPBACK)
+    else:
+        endpoint = SSL4ServerEndpoint(reactor, 0, tls, interface="127.0.0.1")
+    port = yield endpoint.listen(site)
     case.addCleanup(site.close_all)
     case.addCleanup(port.stopListening)
-    return f"http://127.0.0.1:{port.getHost().port}", site
+    scheme = "http" if tls is None else "https"
+    return f"{scheme}://127.0.0.1:{port.getHost().port}", site
 
 
 @inlineCallbacks
-def start_gateway(case: TestCase, config: Any) -> Any:
+def start_gateway(case: TestCase, config: Any, listen: str = LOOPBACK) -> Any:
     """Serve a parsed ``GatewayConfig`` through the real service tree on a
-    loopback port; return the base URL. Cleanups stop the service and
-    close every connection."""
+    loopback port (``listen``: an ``ssl:`` string serves HTTPS, see
+    ``busd.testing_tls.ssl_listen``); return the base URL. Cleanups stop
+    the service and close every connection."""
     from busd.service import build_service
 
     svc = build_service(
         config,
         reactor,
-        listen=[LOOPBACK],
+        listen=[listen],
         rng=random.Random(0),
         site_class=TrackingSite,
     )
@@ -84,11 +96,15 @@ def start_gateway(case: TestCase, config: Any) -> Any:
     port = yield http.whenListening()
     case.addCleanup(http.factory.close_all)
     case.addCleanup(svc.stopService)
-    return f"http://127.0.0.1:{port.getHost().port}"
+    scheme = "https" if listen.startswith("ssl:") else "http"
+    return f"{scheme}://127.0.0.1:{port.getHost().port}"
 
 
-def client(case: TestCase) -> HTTPClient:
-    """A test HTTP client with its own non-persistent pool."""
+def client(case: TestCase, tls_policy: Any = None) -> HTTPClient:
+    """A test HTTP client with its own non-persistent pool; HTTPS trusts
+    the system CAs unless ``tls_policy`` (an ``IPolicyForHTTPS``) says
+    otherwise."""
     pool = HTTPConnectionPool(reactor, persistent=False)
     case.addCleanup(pool.closeCachedConnections)
-    return HTTPClient(Agent(reactor, pool=pool))
+    policy = tls_policy or BrowserLikePolicyForHTTPS()
+    return HTTPClient(Agent(reactor, contextFactory=policy, pool=pool))

@@ -1,0 +1,1 @@
+"""Quality of service: rate limits (``qos/ratelimit/router``)."""

@@ -1,0 +1,1 @@
+"""Edge security: CORS (``security/cors``)."""
