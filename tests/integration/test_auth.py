@@ -179,3 +179,42 @@ class AuthLoopbackTests(TestCase):
         ]
         self.assertEqual(len(warned), 1)
         self.assertEqual(warned[0]["reason"], "HTTP status 404")
+
+    @inlineCallbacks
+    def test_bus_over_https(self):
+        """Over HTTPS: 401 without a token, 200 with a token from busgw
+        token, 403 without the role; a client without the CA is refused."""
+        from twisted.internet.ssl import Certificate, trustRootFromCertificates
+        from twisted.web.client import BrowserLikePolicyForHTTPS
+
+        from busd.testing_tls import make_pki, ssl_listen
+
+        pki = make_pki(self.mktemp())
+        backend, _ = yield serve(self, JSONBackend({"/v": (200, {"fuel": 70})}))
+        raw = {
+            "version": 3,
+            "extra_config": {"busgw/auth": {"validator": self.validator()}},
+            "endpoints": [
+                {
+                    "endpoint": "/status",
+                    "backend": [{"host": [backend], "url_pattern": "/v"}],
+                }
+            ],
+        }
+        base = yield start_gateway(
+            self, parse_config(raw).config, ssl_listen(pki.server)
+        )
+        self.assertTrue(base.startswith("https://"))
+        ca = Certificate.loadPEM(pki.ca.cert_pem)
+        self.client = client(
+            self, BrowserLikePolicyForHTTPS(trustRootFromCertificates([ca]))
+        )
+        code, _ = yield self.fetch(base + "/status")
+        self.assertEqual(code, 401)
+        code, body = yield self.fetch(base + "/status", self.token("fleet-reader"))
+        self.assertEqual((code, body), (200, {"fuel": 70}))
+        code, _ = yield self.fetch(base + "/status", self.token("driver"))
+        self.assertEqual(code, 403)
+        refused = client(self).get(base + "/status")
+        error = yield self.assertFailure(refused, Exception)
+        self.assertIn("certificate verify failed", repr(error.reasons))
