@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import parse_qsl, unquote
 
 from klein import Klein
@@ -79,9 +79,13 @@ class GatewayApp:
         self.app = Klein()
         router = config.router
         context = GuardContext(client=client, clock=clock, reactor=reactor)
+        #: Each endpoint's pipeline by (method, path), for built-in features
+        #: that read the gateway's own endpoints (bus health checks).
+        self.pipelines: Dict[Tuple[str, str], Proxy] = {}
         for endpoint in config.endpoints:
             pipeline = build_endpoint(endpoint, client, clock, rng, metrics)
             guards = endpoint_guards(config, endpoint, context)
+            self.pipelines[(endpoint.method, endpoint.endpoint)] = pipeline
             self._add_endpoint(endpoint, pipeline, guards)
         if not router.disable_health:
             self.app.route(
@@ -100,6 +104,36 @@ class GatewayApp:
 
     def resource(self) -> IResource:
         return self.app.resource()
+
+    def add_route(
+        self,
+        path: str,
+        methods: Sequence[str],
+        name: str,
+        handler: Callable[..., Any],
+        *,
+        branch: bool = False,
+    ) -> None:
+        """Add a built-in route (a role's own path such as ``/health``):
+        ``handler(request, **path_params)`` as for any Klein route, with
+        ``name`` as its metrics label. Errors it raises as GatewayError
+        get busgw's JSON body, like every other answer."""
+
+        def labelled(request: IRequest, **kwargs: Any) -> Any:
+            set_endpoint_label(request, name)
+            return handler(request, **kwargs)
+
+        self.app.route(
+            path,
+            methods=list(methods),
+            endpoint=f"busgw:{name}",
+            strict_slashes=False,
+            branch=branch,
+        )(labelled)
+
+    def error(self, request: IRequest, status: int, message: str) -> bytes:
+        """busgw's JSON error answer (``{"error": ..., "status": ...}``)."""
+        return self._error(request, status, message)
 
     # -- endpoints -----------------------------------------------------
 
@@ -231,6 +265,12 @@ class GatewayApp:
         return self._error(request, 405, "method not allowed")
 
     def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
+        err = failure.value
+        if isinstance(err, GatewayError):
+            # Raised by a built-in route (add_route).
+            for name, value in err.headers.items():
+                request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+            return self._error(request, err.status, err.message if err.status < 500 else err.code)
         _log.failure("unexpected error while routing", failure)
         return self._error(request, 500, "internal_error")
 

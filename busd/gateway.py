@@ -39,6 +39,7 @@ from busd.errors import ConfigError
 from busd.metrics import GatewayMetrics, MetricsResource
 from busd.pipeline.encode import dumps_go
 from busd.pipeline.types import HTTPClient
+from busd.roles import build_roles
 from busd.telemetry import TelemetryResource
 from busd.tls import make_tls_policy
 
@@ -93,6 +94,11 @@ class GatewayService(MultiService):
         self._retiring: List[Tuple[HTTPConnectionPool, IDelayedCall]] = []
         self._old_sighup: Any = None
         self.config = config
+        # Roles outlive reloads; they are children before the listeners,
+        # so they stop after them.
+        self.roles = build_roles(config, reactor, self.clock)
+        for role in self.roles:
+            role.setServiceParent(self)
         self.root = TelemetryResource(
             self._generation(config), config.telemetry, self.clock, self.metrics
         )
@@ -120,6 +126,8 @@ class GatewayService(MultiService):
             reactor=self.reactor,
             metrics=self.metrics,
         )
+        for role in self.roles:
+            role.install(self.gateway)
         return self._wrap(self.gateway.resource(), config)
 
     # -- reload ----------------------------------------------------------
