@@ -26,6 +26,7 @@ __all__ = [
     "PrivateKey",
     "generate_key",
     "private_pem",
+    "public_jwk",
     "public_jwks",
     "write_keypair",
     "load_private_key",
@@ -81,9 +82,9 @@ def alg_for_key(key: Any) -> str:
     raise ValueError(f"unsupported key type {type(key).__name__}")
 
 
-def public_jwks(key: PrivateKey, kid: str) -> Dict[str, Any]:
-    """The public JWK set of ``key``: one key with ``kid``, ``alg`` and
-    ``use: sig``; never the private part."""
+def public_jwk(key: PrivateKey, kid: str, **extra: Any) -> Dict[str, Any]:
+    """The public JWK of private ``key`` with ``kid`` and any ``extra``
+    members (``alg``, ``use``); never the private part."""
     public = key.public_key()
     jwk: Dict[str, Any]
     if isinstance(public, ec.EllipticCurvePublicKey):
@@ -92,8 +93,15 @@ def public_jwks(key: PrivateKey, kid: str) -> Dict[str, Any]:
         jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
     else:
         jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
-    jwk.update(kid=kid, alg=alg_for_key(key), use="sig")
-    return {"keys": [jwk]}
+    jwk["kid"] = kid
+    jwk.update(extra)
+    return jwk
+
+
+def public_jwks(key: PrivateKey, kid: str) -> Dict[str, Any]:
+    """The public JWK set of ``key``: one key with ``kid``, ``alg`` and
+    ``use: sig``."""
+    return {"keys": [public_jwk(key, kid, alg=alg_for_key(key), use="sig")]}
 
 
 def write_keypair(

@@ -12,9 +12,9 @@ import jwt
 from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from twisted.internet.task import Clock
 
+from busd.auth.sign import public_jwk  # noqa: F401 (re-exported for the tests)
 from busd.auth.config import ValidatorConfig
 from busd.auth.guard import JWTGuard
 from busd.auth.keys import LocalKeys, parse_jwks
@@ -47,20 +47,6 @@ def rsa_key(name: str = "rsa") -> rsa.RSAPrivateKey:
 @functools.lru_cache(maxsize=None)
 def ed_key(name: str = "ed") -> ed25519.Ed25519PrivateKey:
     return ed25519.Ed25519PrivateKey.generate()
-
-
-def public_jwk(key: Any, kid: str, **extra: Any) -> Dict[str, Any]:
-    """The public JWK of private ``key`` with ``kid`` (no alg unless given)."""
-    public = key.public_key()
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        jwk = ECAlgorithm.to_jwk(public, as_dict=True)
-    elif isinstance(public, rsa.RSAPublicKey):
-        jwk = RSAAlgorithm.to_jwk(public, as_dict=True)
-    else:
-        jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
-    jwk["kid"] = kid
-    jwk.update(extra)
-    return jwk
 
 
 def oct_jwk(secret: bytes, kid: str) -> Dict[str, Any]:
