@@ -15,8 +15,9 @@ $(VENV)/.installed: $(SOURCES)
 	$(PY) -m pip install -q '.[test]'
 	touch $@
 
+# The demo bus keeps its event outbox and key in .state/ (gitignored).
 run: $(VENV)/.installed
-	$(VENV)/bin/busgw demo -c etc/busgw.json
+	BUSGW_STATE_DIR=.state $(VENV)/bin/busgw demo -c etc/busgw.json
 
 test: $(VENV)/.installed
 	$(PY) -m mypy busd
@@ -27,3 +28,42 @@ check: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info _trial_temp
+
+# Benchmark (bench/README.md): busgw against nginx and Caddy in one run,
+# one table; not part of `make test`. bench-tools installs wrk, hey, nginx
+# and caddy from Debian and py-spy/orjson into the venv.
+.PHONY: bench bench-tools bench-profile
+
+bench-tools: $(VENV)/.installed
+	bench/setup $(PY)
+
+bench: bench-tools
+	$(PY) bench/bench.py
+
+bench-profile: bench-tools
+	$(PY) bench/profile.py S2
+
+# Packaging (packaging/README.md, debian/README.md): self-contained zipapps
+# and .debs for amd64, arm64 and armhf, built on x86_64 without emulation.
+PKG_VENV := build/pkg/venv
+PKG_PIP  := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null $(PKG_VENV)/bin/python -m pip
+
+.PHONY: zipapp deb packaging-smoke packaging-lock
+
+$(PKG_VENV)/.installed: packaging/build-tools.lock
+	rm -rf $(PKG_VENV)
+	$(PYTHON) -m venv $(PKG_VENV)
+	$(PKG_PIP) install -q --no-deps --require-hashes -r packaging/build-tools.lock
+	touch $@
+
+zipapp: $(PKG_VENV)/.installed
+	$(PKG_VENV)/bin/python packaging/build-zipapp
+
+deb: zipapp
+	packaging/build-deb
+
+packaging-smoke:
+	packaging/smoke
+
+packaging-lock: $(PKG_VENV)/.installed
+	$(PKG_VENV)/bin/python packaging/lock

@@ -29,6 +29,7 @@ from busd.metrics import GatewayMetrics
 from busd.telemetry import request_id, set_endpoint_label
 from busd.guards import Guard, GuardContext, endpoint_guards, run_guards
 from busd.pipeline.build import build_endpoint
+from busd.pipeline.cache import CacheSet
 from busd.pipeline.encode import dumps_go, encode
 from busd.pipeline.merge import describe
 from busd.pipeline.types import HTTPClient, Proxy, ProxyRequest, ProxyResponse
@@ -79,11 +80,17 @@ class GatewayApp:
         self.app = Klein()
         router = config.router
         context = GuardContext(client=client, clock=clock, reactor=reactor)
+        #: Shared with roles' built-in routes (busd.guards.route_guard), so
+        #: they reuse this generation's client and JWK caches.
+        self.guard_context = context
         #: Each endpoint's pipeline by (method, path), for built-in features
         #: that read the gateway's own endpoints (bus health checks).
         self.pipelines: Dict[Tuple[str, str], Proxy] = {}
+        # Parameterless endpoints, for busd.routes' precompiled table.
+        self._static: List[Tuple[str, str, str, Callable[..., Any]]] = []
+        caches = CacheSet(clock)  # qos/http-cache: one set per config
         for endpoint in config.endpoints:
-            pipeline = build_endpoint(endpoint, client, clock, rng, metrics)
+            pipeline = build_endpoint(endpoint, client, clock, rng, metrics, caches)
             guards = endpoint_guards(config, endpoint, context)
             self.pipelines[(endpoint.method, endpoint.endpoint)] = pipeline
             self._add_endpoint(endpoint, pipeline, guards)
@@ -103,7 +110,13 @@ class GatewayApp:
         self.app.handle_errors(Exception)(self._unexpected)
 
     def resource(self) -> IResource:
-        return self.app.resource()
+        """What a Site serves: Klein's resource behind the precompiled
+        table of parameterless endpoints (busd.routes). Call it once every
+        route is added (roles add theirs first)."""
+        from busd.routes import PrecompiledRoutes, precompile
+
+        table = precompile(self.app, self._static)
+        return PrecompiledRoutes(self.app.resource(), table, self._unexpected)
 
     def add_route(
         self,
@@ -178,6 +191,9 @@ class GatewayApp:
             endpoint=f"{method} {endpoint.endpoint}",
             strict_slashes=False,
         )(handle)
+        if not params:
+            name = f"{method} {endpoint.endpoint}"
+            self._static.append((method, endpoint.endpoint, name, handle))
 
     def _render(
         self, response: ProxyResponse, request: IRequest, endpoint: EndpointConfig

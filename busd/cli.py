@@ -21,6 +21,7 @@ from twisted.logger import globalLogBeginner, textFileLogObserver
 
 from busd import __version__
 from busd.auth import commands as auth_commands
+from busd.bus import commands as outbox_command
 from busd.config.env import EnvFileError, environment
 from busd.config.load import load_config
 from busd.errors import ConfigError
@@ -76,7 +77,16 @@ def parser() -> argparse.ArgumentParser:
             help="text lines, or one JSON object per line (journald, shippers)",
         )
 
-    serve_args(sub.add_parser("run", help="serve a config"), DEFAULT_CONFIG)
+    run = sub.add_parser("run", help="serve a config")
+    serve_args(run, DEFAULT_CONFIG)
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="serve with N processes sharing the port (SO_REUSEPORT); the"
+        " parent forwards SIGTERM/SIGHUP and restarts a worker that dies",
+    )
     check = sub.add_parser("check", help="validate a config and print problems")
     check.add_argument("-c", "--config", default=DEFAULT_CONFIG)
     check.add_argument("--strict", action="store_true")
@@ -97,6 +107,7 @@ def parser() -> argparse.ArgumentParser:
         help="start only the simulated device services",
     )
     auth_commands.add_commands(sub)
+    outbox_command.add_command(sub)
     return p
 
 
@@ -162,11 +173,12 @@ def _serve(reactor: Any, service: IService) -> "Deferred[None]":
 
 
 def _run(args: argparse.Namespace, with_devices: bool = False) -> int:
-    from twisted.internet import reactor, task
-
+    # The reactor is imported only after --workers forked (busd.workers).
     services: List[IService] = []
     top = MultiService()
     if with_devices:
+        from twisted.internet import reactor
+
         from busd.demo import devices_service
 
         devices_service(reactor).setServiceParent(top)
@@ -185,23 +197,54 @@ def _run(args: argparse.Namespace, with_devices: bool = False) -> int:
         if problems:
             print("\n".join(problems), file=sys.stderr)
             return 1
-        for problem in result.warnings:
-            print(problem, file=sys.stderr)
+        worker = getattr(args, "worker_index", None)
+        if worker is None:
+            for problem in result.warnings:
+                print(problem, file=sys.stderr)
+            if getattr(args, "workers", 1) != 1:
+                return _run_workers(args, result.config)
+        from twisted.internet import reactor
+
         gateway = build_service(
             result.config,
             reactor,
             listen=listen,
             debug=args.debug,
             source=ConfigSource(args.config, args.strict, args.env_file),
+            reuse_port=worker is not None,
+            serve_admin=worker in (None, 0),
         )
         gateway.setServiceParent(top)
+        if with_devices:  # devices raising events, a fake central (busd.demo.events)
+            from busd.demo.events import demo_events_service
+
+            demo_events_service(reactor, result.config, args.port).setServiceParent(top)
     services.append(top)
     _start_logging(args.log_level, args.log_format)
+    from twisted.internet import task
+
     try:
         task.react(lambda r: _serve(r, top))
     except SystemExit as exit:
         return int(exit.code or 0)
     return 0
+
+
+def _run_workers(args: argparse.Namespace, config: Any) -> int:
+    """``run --workers N``: fork N workers serving ``args`` (busd.workers)."""
+    from busd.workers import listen_problem, refuse_reason, supervise
+
+    listen = args.listen or [default_listen(config, args.port)]
+    why = refuse_reason(config, args.workers) or listen_problem(listen)
+    if why:
+        print(f"busgw run: {why}", file=sys.stderr)
+        return 1
+
+    def serve(index: int) -> int:
+        args.worker_index = index
+        return _run(args)
+
+    return supervise(args.workers, serve, now=time.monotonic, sleep=time.sleep)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -214,6 +257,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _reload(args)
     if args.command == "demo":
         return _run(args, with_devices=True)
+    if args.command == "outbox":
+        return outbox_command.run_outbox(args)
     if args.command in auth_commands.COMMANDS:
         return auth_commands.run_command(args, now=time.time())
     raise AssertionError(args.command)

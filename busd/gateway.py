@@ -31,7 +31,7 @@ from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
-from busd.backends import make_client, make_pool
+from busd.backends import make_client, make_pool, pool_size
 from busd.config.env import EnvFileError, environment
 from busd.config.load import load_config
 from busd.config.model import GatewayConfig
@@ -109,7 +109,8 @@ class GatewayService(MultiService):
 
         client = self._client
         if client is None:
-            self._pool = make_pool(self.reactor)
+            # Idle connections to cover every backend call in flight.
+            self._pool = make_pool(self.reactor, max_per_host=pool_size(config))
             # Every outbound HTTPS call (backends, JWKS) verifies with
             # this config's client_tls (busd.tls).
             client = make_client(

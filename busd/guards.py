@@ -11,7 +11,16 @@ orders them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Sequence, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Union,
+)
 
 import attrs
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -23,7 +32,16 @@ from busd.config.model import EndpointConfig, GatewayConfig
 from busd.pipeline.types import HTTPClient, ProxyRequest
 from busd.qos.ratelimit import RateLimitGuard
 
-__all__ = ["Guard", "GuardContext", "endpoint_guards", "run_guards"]
+if TYPE_CHECKING:
+    from busd.auth.config import ValidatorConfig
+
+__all__ = [
+    "Guard",
+    "GuardContext",
+    "endpoint_guards",
+    "run_guards",
+    "route_guard",
+]
 
 Guard = Callable[
     [IRequest, ProxyRequest], Union[ProxyRequest, "Deferred[ProxyRequest]"]
@@ -63,6 +81,42 @@ def endpoint_guards(
             )
         )
     return guards
+
+
+def route_guard(
+    validator: Optional[ValidatorConfig], context: GuardContext, name: str
+) -> Optional[Callable[[IRequest], "Deferred[ProxyRequest]"]]:
+    """The JWT check of a role's built-in route (``/health``, an inbound
+    topic) with the same validator an endpoint would run (usually the
+    service default, ``GatewayConfig.default_auth``), sharing ``context``'s
+    key caches; None when ``validator`` is None (a public route).
+
+    It fails with the same 401/403 :class:`~busd.errors.GatewayError` as
+    an endpoint. Only the request's headers are read; the body is left
+    for the route.
+    """
+    if validator is None:
+        return None
+    guard = make_jwt_guard(
+        validator,
+        client=context.client,
+        clock=context.clock,
+        endpoint=name,
+        shared=context.jwks,
+    )
+
+    def check(request: IRequest) -> "Deferred[ProxyRequest]":
+        headers = tuple(
+            (key.decode("latin-1"), value.decode("latin-1"))
+            for key, values in request.requestHeaders.getAllRawHeaders()
+            for value in values
+        )
+        method = request.method.decode("ascii", "replace")
+        path = request.path.decode("utf-8", "replace")
+        preq = ProxyRequest(method=method, path=path, headers=headers)
+        return maybeDeferred(guard, request, preq)
+
+    return check
 
 
 def run_guards(

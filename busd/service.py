@@ -24,6 +24,7 @@ from twisted.web.server import Site
 from busd.gateway import AdminResource, ConfigSource, GatewayService
 from busd.edge import EdgeWrapper
 from busd.limits import apply_limits
+from busd.listen import tune
 from busd.config.env import EnvFileError, environment
 from busd.config.load import load_config
 from busd.config.model import GatewayConfig
@@ -123,8 +124,14 @@ class ListenService(StreamServerEndpointService):
     """A listener that fails fast on a bind error (as ``strports.service``)
     and tells when it is listening, with the bound port."""
 
-    def __init__(self, description: str, factory: Any, reactor: Any):
-        super().__init__(endpoints.serverFromString(reactor, description), factory)
+    def __init__(
+        self, description: str, factory: Any, reactor: Any, reuse_port: bool = False
+    ):
+        # A deep backlog, and SO_REUSEPORT for --workers (busd.listen).
+        endpoint = tune(
+            endpoints.serverFromString(reactor, description), description, reuse_port
+        )
+        super().__init__(endpoint, factory)
         self._raiseSynchronously = True
         self.description = description
         self.port: Optional[IListeningPort] = None
@@ -164,11 +171,16 @@ def build_service(
     rng: Optional[random.Random] = None,
     site_class: Callable[[IResource], Site] = Site,
     source: Optional[ConfigSource] = None,
+    reuse_port: bool = False,
+    serve_admin: bool = True,
 ) -> GatewayService:
     """The gateway's service tree: the gateway (its pools are closed when it
     stops), the admin listener if configured, then one ``http``/``http-N``
     listener per string. Listeners are added last so they stop first
-    (children stop in reverse). ``source`` enables reloads (SIGHUP)."""
+    (children stop in reverse). ``source`` enables reloads (SIGHUP).
+    ``reuse_port`` binds the listeners with SO_REUSEPORT and
+    ``serve_admin=False`` leaves the admin listener out (busd.workers: one
+    worker serves it)."""
     top = GatewayService(
         config,
         reactor,
@@ -183,11 +195,12 @@ def build_service(
     site.noisy = False
     # Header, body and slow-client limits on every connection (busd.limits).
     apply_limits(site, lambda: top.config.limits, top.clock)
-    if config.telemetry.access_log:
-        # busd.telemetry writes one structured event per request instead.
-        site.log = _no_access_log  # type: ignore[method-assign]
+    # busd.telemetry writes one structured event per request instead, or
+    # nothing with access_log off (twisted.web's own line would still be
+    # formatted and emitted for every request).
+    site.log = _no_access_log  # type: ignore[method-assign]
     admin = config.telemetry.admin
-    if admin is not None:
+    if admin is not None and serve_admin:
         admin_site = Site(AdminResource(top, admin.metrics_path, admin.reload_path))
         admin_site.noisy = False
         admin_site.log = _no_access_log  # type: ignore[method-assign]
@@ -195,7 +208,7 @@ def build_service(
         svc.setName("admin")
         svc.setServiceParent(top)
     for i, desc in enumerate(listen):
-        svc = ListenService(desc, site, reactor)
+        svc = ListenService(desc, site, reactor, reuse_port)
         svc.setName("http" if i == 0 else f"http-{i}")
         svc.setServiceParent(top)
     return top

@@ -20,6 +20,7 @@ from busd.config._namespaces import (
     read_extra,
     read_max_body,
 )
+from busd.config._http_cache import read_http_cache
 from busd.config._syntax import check_url_placeholder, q, url_placeholders
 from busd.config._json import describe
 from busd.config._walk import Node
@@ -99,6 +100,7 @@ def read_backend(
         ),
         disable_host_sanitize=raw_hosts,
         extra_config=extra.frozen,
+        http_cache=read_http_cache(extra.nodes.get("qos/http-cache")),
     )
     node.finish(krakend.BACKEND_KEYS, krakend.UNSUPPORTED_BACKEND_KEYS)
     return config

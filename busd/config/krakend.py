@@ -250,10 +250,13 @@ SUPPORTED_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
         "service": frozenset(
             {"router", "busgw/backend", "busgw/telemetry", "busgw/auth"}
             | {"security/cors", "busgw/limits"}
+            | {"busgw/health", "busgw/inbound"}
+            | {"busgw/bus"}
         ),
         "endpoint": frozenset({"proxy", "auth/validator", "busgw/auth"})
         | {"qos/ratelimit/router"},
-        "backend": frozenset({"proxy", "backend/http", "busgw/backend"}),
+        "backend": frozenset({"proxy", "backend/http", "busgw/backend"})
+        | {"qos/http-cache"},
     }
 )
 

@@ -22,6 +22,9 @@ from busd.config import krakend
 from busd.config._endpoint import read_endpoint
 from busd.config._tls import read_client_tls
 from busd.config._telemetry import read_telemetry
+from busd.config._health import NAMESPACE as HEALTH, read_health
+from busd.config._inbound import NAMESPACE as INBOUND, read_inbound
+from busd.config._bus import NAMESPACE as BUS, read_bus
 from busd.config.env import apply_environment
 from busd.config._fields import ServiceDefaults, clean_host, read_encoding
 from busd.config._namespaces import read_extra, read_max_body, read_router
@@ -204,6 +207,25 @@ def _read_service(
         endpoints.append(endpoint)
         read.append((index, child, endpoint, path_ok))
     _check_routes(read, router.health_path)
+    # The bus role's own routes (busd.health, busd.bus.inbound).
+    reserved = _RESERVED_PREFIXES + (router.health_path,)
+    health = read_health(extra.nodes.get(HEALTH), endpoints, reserved)
+    inbound = read_inbound(
+        extra.nodes.get(INBOUND),
+        endpoints,
+        reserved,
+        (health.path,) if health is not None else (),
+    )
+    taken = [health.path] if health is not None else []
+    for topic in inbound.topics if inbound is not None else ():
+        taken += [topic.path, topic.path.rstrip("/") + "/history"]
+    bus = read_bus(
+        extra.nodes.get(BUS),
+        default_auth=svc.auth,
+        endpoints=endpoints,
+        reserved=reserved,
+        taken=taken,
+    )
     config = GatewayConfig(
         version=3,
         name=node.string("name"),
@@ -223,6 +245,10 @@ def _read_service(
         telemetry=telemetry,
         cors=read_cors(extra.nodes.get(CORS)),
         limits=read_limits(node, extra.nodes.get(LIMITS)),
+        default_auth=svc.auth,
+        health=health,
+        inbound=inbound,
+        bus=bus,
     )
     node.finish(
         krakend.SERVICE_KEYS,

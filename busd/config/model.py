@@ -14,6 +14,10 @@ import attrs
 
 from busd._tls_model import ClientTLSConfig
 from busd.config._telemetry import TelemetryConfig
+from busd.config._http_cache import HttpCacheConfig
+from busd.config._health import HealthConfig
+from busd.config._inbound import InboundConfig
+from busd.config._bus import BusConfig
 from busd.limits import RequestLimits
 from busd.qos.ratelimit import RateLimitConfig
 from busd.security.cors import CorsConfig
@@ -92,6 +96,8 @@ class BackendConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     disable_host_sanitize: bool = False
     extra_config: Mapping[str, Any] = EMPTY_MAPPING
+    #: qos/http-cache (busd.pipeline.cache), None when not cached.
+    http_cache: Optional[HttpCacheConfig] = None
 
 
 @attrs.frozen(kw_only=True)
@@ -158,3 +164,12 @@ class GatewayConfig:
     cors: Optional[CorsConfig] = None
     #: Inbound request limits (busd.limits).
     limits: RequestLimits = RequestLimits()
+    #: The service's JWT default (busgw/auth.validator), which built-in
+    #: routes of the bus role (/health, inbound topics) apply too.
+    default_auth: Optional[ValidatorConfig] = None
+    #: busgw/health (busd.health), None when the bus reports no health.
+    health: Optional[HealthConfig] = None
+    #: busgw/inbound (busd.bus.inbound), None when no topic is configured.
+    inbound: Optional[InboundConfig] = None
+    #: busgw/bus (busd.bus): the bus id, state dir, central and events.
+    bus: Optional[BusConfig] = None

@@ -4,6 +4,8 @@ Every value is a pure function of ``clock.seconds() - start``: nothing is
 stored between requests and no timer runs, so a test's ``Clock`` drives
 the bus exactly and two simulations with the same start agree. The only
 "randomness" (passengers boarding and alighting) is seeded by trip and stop.
+Faults (a leaking tyre, engine spikes, a lost GPS fix: busd.demo.drift)
+come and go on fixed cycles of the same elapsed time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from typing import Any, Dict, List, Optional, Tuple
 import attrs
 from twisted.internet.interfaces import IReactorTime
 
+from busd.demo.drift import (
+    LEAKING_TYRE,
+    engine_spike_c,
+    gps_fix_time,
+    tyre_loss_bar,
+)
 from busd.demo.route import LINE, STOPS, Phase, Stop, bearing_deg, build_round
 
 __all__ = [
@@ -59,9 +67,6 @@ _WARM_UP_S = 420.0
 _DRIVER = {"id": "D-1187", "name": "Ines Walvis"}
 _DRIVING_BASE_MIN = 95  # already driven on this shift when the demo starts
 _DRIVING_LIMIT_MIN = 540  # nine hours, the usual daily driving limit
-# One tyre leaks slowly, so pressure checks have something to find.
-_LEAKING_TYRE = "rear-left-inner"
-_LEAK_BAR_PER_H = 0.12
 
 
 def iso_utc(seconds: float) -> str:
@@ -116,9 +121,9 @@ class BusSimulation:
         self._clock = clock
         self.start = clock.seconds() if start is None else start
 
-    def snapshot(self) -> Snapshot:
-        """Compute the bus's state now."""
-        now = self._clock.seconds()
+    def snapshot(self, at: Optional[float] = None) -> Snapshot:
+        """Compute the bus's state now (or at epoch seconds ``at``)."""
+        now = self._clock.seconds() if at is None else at
         elapsed = max(0.0, now - self.start)
         rounds, in_round = divmod(elapsed + _START_OFFSET_S, _ROUND_S)
         n_round = int(rounds)
@@ -196,7 +201,8 @@ class BusSimulation:
                 "temp_c": round(
                     _AMBIENT_C
                     + (_ENGINE_HOT_C - _AMBIENT_C) * warm
-                    + 0.05 * snap.speed_kmh,
+                    + 0.05 * snap.speed_kmh
+                    + engine_spike_c(snap.elapsed_s),
                     1,
                 ),
                 "rpm": int(650 + 24 * snap.speed_kmh) if moving else 650,
@@ -221,14 +227,18 @@ class BusSimulation:
         for position in TYRE_POSITIONS:
             # Cold pressure, plus what driving warms in, minus any leak.
             bar = (8.5 if position.startswith("front") else 7.9) + 0.35 * warm
-            if position == _LEAKING_TYRE:
-                bar -= _LEAK_BAR_PER_H * snap.elapsed_s / 3600
+            if position == LEAKING_TYRE:
+                bar -= tyre_loss_bar(snap.elapsed_s)
             tyres.append({"position": position, "pressure_bar": round(bar, 2)})
         return tyres
 
     def location(self) -> Dict[str, Any]:
-        """The GPS's view: position, heading, speed and the next stop."""
+        """The GPS's view: position, heading, speed and the next stop;
+        while the fix is lost (busd.demo.drift), the last fix again."""
         snap = self.snapshot()
+        fix = gps_fix_time(snap.elapsed_s)
+        if fix is not None:
+            snap = self.snapshot(at=self.start + fix)
         stop: Stop = STOPS[snap.next_drive.to_stop]
         return {
             "lat": round(snap.lat, 6),

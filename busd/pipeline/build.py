@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 
 from busd.config.model import EndpointConfig, StaticResponse
 from busd.metrics import GatewayMetrics
+from busd.pipeline.cache import CacheSet
 from busd.pipeline.call import make_backend_call
 from busd.pipeline.flatmap import make_flatmap
 from busd.pipeline.merge import (
@@ -47,16 +48,25 @@ def build_backend(
     clock: IReactorTime,
     rng: Optional[random.Random] = None,
     metrics: Optional[GatewayMetrics] = None,
+    caches: Optional[CacheSet] = None,
 ) -> Proxy:
     """The stack of one backend: the HTTP call (request building, status
-    rule, capped body, decode, reshape), raced when ``concurrent_calls`` > 1."""
+    rule, capped body, decode, reshape; cached and collapsed with
+    ``qos/http-cache``), raced when ``concurrent_calls`` > 1."""
     backend = endpoint.backends[index]
     series = None
     if metrics is not None:
         label = f"{endpoint.method} {endpoint.endpoint}"
         series = metrics.backend(label, f"{index} {backend.url_pattern}")
     proxy = make_backend_call(
-        endpoint, backend, index, client, rng, clock=clock, metrics=series
+        endpoint,
+        backend,
+        index,
+        client,
+        rng,
+        clock=clock,
+        metrics=series,
+        caches=caches,
     )
     if endpoint.concurrent_calls > 1:
         proxy = concurrent(
@@ -74,10 +84,13 @@ def build_endpoint(
     clock: IReactorTime,
     rng: Optional[random.Random] = None,
     metrics: Optional[GatewayMetrics] = None,
+    caches: Optional[CacheSet] = None,
 ) -> Proxy:
-    """The whole pipeline of one endpoint, as a single :data:`Proxy`."""
+    """The whole pipeline of one endpoint, as a single :data:`Proxy`;
+    ``caches`` holds the backend caches of the config it belongs to."""
+    caches = caches or CacheSet(clock)
     backends = [
-        build_backend(endpoint, i, client, clock, rng, metrics)
+        build_backend(endpoint, i, client, clock, rng, metrics, caches)
         for i in range(len(endpoint.backends))
     ]
     share = endpoint.timeout * MERGE_SHARE

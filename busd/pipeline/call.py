@@ -9,9 +9,9 @@ decodes and reshapes the data, or passes it through untouched (``no-op``).
 from __future__ import annotations
 
 import random
-from typing import Any, List, Optional, Tuple
+from typing import Any, Hashable, List, Optional, Tuple
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -21,7 +21,15 @@ from busd.config.model import BackendConfig, EndpointConfig
 from busd.metrics import BackendMetrics
 from busd.errors import BackendError, BackendStatusError, BodyTooLarge
 from busd.pipeline.decode import decode_body
-from busd.pipeline.request import make_request_builder
+from busd.pipeline.cache import (
+    COLLAPSIBLE_METHODS,
+    BackendCache,
+    CacheSet,
+    Flights,
+    cache_key,
+    ttl_from_headers,
+)
+from busd.pipeline.request import BackendRequest, make_request_builder
 from busd.pipeline.reshape import make_formatter
 from busd.pipeline.types import HTTPClient, Proxy, ProxyRequest, ProxyResponse
 
@@ -117,11 +125,25 @@ def make_backend_call(
     *,
     clock: Optional[IReactorTime] = None,
     metrics: Optional[BackendMetrics] = None,
+    caches: Optional[CacheSet] = None,
 ) -> Proxy:
     """Build the proxy that calls ``backend`` (the ``index``-th of
     ``endpoint``) through ``client`` and returns its shaped data. With
-    ``metrics`` (and the ``clock`` to time calls) each call is recorded."""
+    ``metrics`` (and the ``clock`` to time calls) each call is recorded.
+    A backend with ``qos/http-cache`` collapses identical calls in flight
+    and, given the ``clock``, caches answers in ``caches``' store
+    (busd.pipeline.cache)."""
     build_request = make_request_builder(endpoint, backend, rng)
+    flights: Optional[Flights] = None
+    store: Optional[BackendCache] = None
+    if backend.http_cache is not None and backend.method in COLLAPSIBLE_METHODS:
+        if clock is not None:
+            caches = caches or CacheSet(clock)
+        if caches is not None:
+            store, flights = caches.for_backend(backend.http_cache)
+        else:
+            flights = Flights()
+    default_ttl = endpoint.cache_ttl
     formatter = make_formatter(backend)
     limit = backend.max_body_bytes
     noop = backend.encoding == "no-op"
@@ -170,17 +192,49 @@ def make_backend_call(
 
     def call(req: ProxyRequest) -> "Deferred[ProxyResponse]":
         breq = build_request(req)
+        if flights is None:
+            return fetch(breq, None)
+        key = cache_key(breq.method, breq.url, breq.headers)
+        if store is not None:
+            hit = store.get(key)
+            if hit is not None:
+                return succeed(hit)
+        return flights.join(key, lambda: fetch(breq, key))
+
+    def keep(
+        shaped: ProxyResponse, key: Hashable, ttl: float, size: int
+    ) -> ProxyResponse:
+        if store is not None and ttl > 0 and shaped.is_complete:
+            store.put(key, shaped, size, ttl)
+        return shaped
+
+    def fetch(
+        breq: BackendRequest, key: Optional[Hashable]
+    ) -> "Deferred[ProxyResponse]":
+        headers = Headers(breq.headers)
+        if breq.host_header is not None:
+            # Pre-built: the client skips URL parsing and Host computing.
+            headers.setRawHeaders(b"Host", [breq.host_header])
         d: Deferred[Any] = client.request(
             breq.method,
-            breq.url,
-            headers=Headers(breq.headers),
+            breq.uri or breq.url,
+            headers=headers,
             data=breq.body,
             unbuffered=True,
         )
 
         def on_response(response: Any) -> "Deferred[ProxyResponse]":
             body_d = read_capped(response, limit)
-            return body_d.addCallback(on_body, response, breq.url)
+            if key is None or store is None or noop:
+                return body_d.addCallback(on_body, response, breq.url)
+            ttl = ttl_from_headers(
+                response.headers.getRawHeaders(b"cache-control"), default_ttl
+            )
+
+            def shaped(body: bytes) -> ProxyResponse:
+                return keep(on_body(body, response, breq.url), key, ttl, len(body))
+
+            return body_d.addCallback(shaped)
 
         def on_error(failure: Failure) -> Failure:
             if _was_cancelled(failure):

@@ -33,6 +33,7 @@ import json
 from typing import Any, Dict, NoReturn
 
 from busd.errors import DecodeError
+from busd.pipeline._fastjson import decode as fast_decode
 
 __all__ = ["decode_body", "COLLECTION_KEY", "CONTENT_KEY"]
 
@@ -62,6 +63,10 @@ def _refuse_constant(name: str) -> NoReturn:
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
+def _strict_decode(body: bytes) -> Any:
+    return _DECODER.decode(body.decode("utf-8"))
+
+
 def _loads(body: bytes) -> Any:
     """Parse ``body`` as exactly one JSON value, or raise DecodeError."""
     # isspace() stops at the first non-blank byte; strip() would copy.
@@ -72,8 +77,8 @@ def _loads(body: bytes) -> Any:
         # Decode the bytes ourselves: json.loads(bytes) would also accept
         # UTF-16/32 and a UTF-8 BOM, which Go refuses. A str with a BOM
         # makes json.loads fail, as it should.
-        text = body.decode("utf-8")
-        return _DECODER.decode(text)
+        # orjson where it agrees with this decoder (busd.pipeline._fastjson).
+        return fast_decode(body, _strict_decode)
     except UnicodeDecodeError as exc:
         raise DecodeError(f"invalid UTF-8 in JSON body: {exc}") from exc
     except ValueError as exc:  # JSONDecodeError is a ValueError

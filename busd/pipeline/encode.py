@@ -31,6 +31,7 @@ import json
 import re
 from typing import Any, Dict, Tuple
 
+from busd.pipeline._fastjson import encode_sorted
 from busd.pipeline.decode import COLLECTION_KEY, CONTENT_KEY
 
 __all__ = [
@@ -70,7 +71,23 @@ def dumps_go(value: Any) -> bytes:
 
     Raises ``ValueError`` for NaN or infinite floats (as Go does) and
     ``TypeError`` for values that are not JSON (sets, bytes, objects).
+    Encoded once, by orjson when installed and sure to agree with the
+    stdlib encoder (busd.pipeline._fastjson), else by the stdlib.
     """
+    fast = encode_sorted(value)
+    if fast is not None:
+        # The same Go escapes, on bytes (U+2028/9 are E2 80 A8/A9).
+        if b"<" in fast or b">" in fast or b"&" in fast:
+            fast = (
+                fast.replace(b"<", b"\\u003c")
+                .replace(b">", b"\\u003e")
+                .replace(b"&", b"\\u0026")
+            )
+        if b"\xe2\x80\xa8" in fast or b"\xe2\x80\xa9" in fast:
+            fast = fast.replace(b"\xe2\x80\xa8", b"\\u2028").replace(
+                b"\xe2\x80\xa9", b"\\u2029"
+            )
+        return fast
     text = _ENCODER.encode(value)
     # These characters can only occur inside JSON strings (keys included),
     # so a plain replace on the whole text is exact. Checking first keeps

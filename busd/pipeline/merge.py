@@ -15,7 +15,6 @@ import attrs
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
-    DeferredList,
     TimeoutError,
     maybeDeferred,
 )
@@ -24,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from busd.errors import BackendError, BackendTimeout
+from busd.pipeline._fanout import gather_timed
 from busd.pipeline.reshape import MISSING, get_path
 from busd.pipeline.types import Proxy, ProxyRequest, ProxyResponse
 
@@ -77,6 +77,10 @@ def with_timeout(
 
     def timed(req: ProxyRequest) -> "Deferred[ProxyResponse]":
         d: Deferred[ProxyResponse] = maybeDeferred(proxy, req)
+        if d.called and not d.paused:
+            # Answered at once (a cache hit): no timer to set and cancel.
+            # (A paused Deferred waits on another one: still in flight.)
+            return d
         d.addTimeout(seconds, clock)
         d.addErrback(_timeout_to_backend, seconds, what)
         return d
@@ -103,13 +107,16 @@ def parallel(
     proxies: Sequence[Proxy], seconds: float, clock: IReactorTime, endpoint: str
 ) -> Proxy:
     """Call every backend at once, each bounded by ``seconds``; merge what
-    answered in config order. Cancelling the result cancels every call."""
-    timed = [with_timeout(p, seconds, clock) for p in proxies]
+    answered in config order. Cancelling the result cancels every call.
+    One timer bounds them all (busd.pipeline._fanout)."""
+
+    def timeout() -> BaseException:
+        return BackendTimeout(f"backend timed out after {seconds:g}s")
 
     def fan_out(req: ProxyRequest) -> "Deferred[ProxyResponse]":
-        calls = [maybeDeferred(p, req) for p in timed]
-        dl = DeferredList(calls, consumeErrors=True)
-        return dl.addCallback(_merge_results, endpoint)
+        calls = [maybeDeferred(p, req) for p in proxies]
+        gathered = gather_timed(calls, seconds, clock, timeout)
+        return gathered.addCallback(_merge_results, endpoint)
 
     return fan_out
 

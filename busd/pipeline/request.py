@@ -52,12 +52,20 @@ _HOP_BY_HOP = frozenset(
 
 @attrs.frozen
 class BackendRequest:
-    """One outbound call, ready for the HTTP client."""
+    """One outbound call, ready for the HTTP client.
+
+    ``uri`` is ``url`` already encoded as the client sends it (bytes),
+    when the backend's host and pattern allow building it without treq's
+    URL parsing; ``host_header`` is then the ``Host`` value the Agent
+    would have computed. Both are None otherwise.
+    """
 
     method: str
     url: str
     headers: Mapping[bytes, List[bytes]]
     body: Optional[bytes]
+    uri: Optional[bytes] = None
+    host_header: Optional[bytes] = None
 
 
 def canonical_header(name: str) -> str:
@@ -193,6 +201,30 @@ def _make_header_filter(
     return select
 
 
+def _prebuilt_host(host: str, literals: Sequence[str]) -> Optional[bytes]:
+    """The ``Host`` header for ``host`` when URLs on it can skip treq's
+    parsing: the host and the pattern's literal parts must be exactly what
+    treq's ``EncodedURL.to_uri()`` would send (ASCII, nothing it would
+    re-encode). Values filled in per request are percent-encoded ASCII,
+    which it leaves alone. None means: let treq encode the URL."""
+    from hyperlink import EncodedURL
+    from twisted.web.client import URI
+
+    sample = host + "".join(literals)
+    try:
+        if EncodedURL.from_text(sample).to_uri().to_text() != sample:
+            return None
+        uri = URI.fromBytes(sample.encode("ascii") or b"/")
+    except Exception:  # whatever treq would fail on, it shall report
+        return None
+    name = uri.host
+    if b":" in name:
+        name = b"[" + name + b"]"
+    if (uri.scheme, uri.port) in ((b"http", 80), (b"https", 443)):
+        return name
+    return b"%b:%d" % (name, uri.port)
+
+
 def make_request_builder(
     endpoint: EndpointConfig,
     backend: BackendConfig,
@@ -208,6 +240,8 @@ def make_request_builder(
     method = backend.method
     path_safe = "!$&'()*+,;=:@-._~"
     query_safe = "!$'()*+,;:@-._~/?"
+    # Host header per host, or None when treq must encode its URLs.
+    prebuilt = {h: _prebuilt_host(h, literals) for h in backend.hosts}
 
     def build(req: ProxyRequest) -> BackendRequest:
         if names:
@@ -223,11 +257,16 @@ def make_request_builder(
         query = select_query(req.query) if req.query else ""
         if query:
             path = f"{path}{'&' if has_query else '?'}{query}"
+        host = pick_host()
+        url = host + path
+        host_header = prebuilt.get(host)
         return BackendRequest(
             method=method,
-            url=pick_host() + path,
+            url=url,
             headers=select_headers(req),
             body=req.body if req.body else None,
+            uri=None if host_header is None else url.encode("ascii"),
+            host_header=host_header,
         )
 
     return build

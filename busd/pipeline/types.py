@@ -7,7 +7,7 @@ A request enters as a :class:`ProxyRequest`, every stage is a
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Tuple, Union
 
 import attrs
 from twisted.internet.defer import Deferred
@@ -85,7 +85,7 @@ class HTTPClient(Protocol):
     def request(
         self,
         method: str,
-        url: str,
+        url: Union[str, bytes],
         *,
         headers: Any = None,
         data: Any = None,

@@ -1,0 +1,1 @@
+"""The bus role: health report, event outbox to the central, inbound data."""

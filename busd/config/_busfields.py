@@ -1,0 +1,95 @@
+"""Readers shared by the bus role's namespaces (``busgw/health``,
+``busgw/inbound``): the paths they serve beside the config's endpoints
+(checked so they never shadow an endpoint, a built-in path or each
+other), device service URLs and positive durations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from urllib.parse import urlsplit
+
+from busd.config._syntax import q
+from busd.config._walk import Node
+from busd.config.durations import parse_duration
+
+if TYPE_CHECKING:  # model.py imports this module
+    from busd.config.model import EndpointConfig
+
+__all__ = ["own_path_problem", "under", "positive_duration", "read_http_url"]
+
+
+def under(path: str, prefix: str) -> bool:
+    """Whether ``path`` is ``prefix`` or below it, segment-wise."""
+    base = prefix.rstrip("/")
+    if not base:
+        return path == prefix
+    return path == base or path.startswith(base + "/")
+
+
+def own_path_problem(
+    path: str,
+    endpoints: Sequence[EndpointConfig],
+    reserved: Iterable[str],
+    taken: Iterable[str] = (),
+) -> Optional[str]:
+    """Why ``path`` cannot be a built-in route, or None.
+
+    ``reserved`` are built-in prefixes (``/__health``...) nothing may go
+    under; ``taken`` are exact paths other features already serve. An
+    endpoint with the same path (any method, trailing ``/`` ignored) is a
+    collision, since both would answer it.
+    """
+    if not path.startswith("/"):
+        return f'must start with "/", got {q(path)}'
+    if any(c in path for c in "{}*?#"):
+        return f"must be a plain path without placeholders, got {q(path)}"
+    plain = path.rstrip("/") or "/"
+    for prefix in reserved:
+        if under(plain, prefix):
+            return f"{q(path)} is reserved for busgw's built-in {prefix}"
+    for other in taken:
+        if (other.rstrip("/") or "/") == plain:
+            return f"{q(path)} is already served by busgw ({other})"
+    for index, endpoint in enumerate(endpoints):
+        if (endpoint.endpoint.rstrip("/") or "/") == plain:
+            return (
+                f"{q(path)} collides with endpoints[{index}]"
+                f" ({endpoint.method} {endpoint.endpoint})"
+            )
+    return None
+
+
+def positive_duration(node: Node, key: str, *, required: bool = False) -> float:
+    """A duration that must be above zero (``"0"`` is refused, since a
+    zero max_age or max_drift would always fail)."""
+    if required and not node.has(key):
+        node.take(key, required='a duration such as "30s"')
+        return 0.0
+    raw = node.raw.get(key)
+    seconds = node.duration(key, 0.0)
+    if seconds == 0.0 and isinstance(raw, str):
+        try:
+            zero = parse_duration(raw) == 0
+        except ValueError:
+            zero = False  # already reported by node.duration
+        if zero:
+            node.report.error(node.at(key), f"must be above zero, got {q(raw)}")
+    return seconds
+
+
+def read_http_url(node: Node, key: str, *, required: bool = False) -> str:
+    """An absolute ``http(s)://host[:port]/path`` URL."""
+    hint = 'an http(s) URL such as "http://127.0.0.1:9101/vehicle"'
+    url = node.string(key, required=hint if required else "")
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError for a bad port
+    except ValueError as exc:
+        node.report.error(node.at(key), f"invalid URL {q(url)}: {exc}")
+        return ""
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        node.report.error(node.at(key), f"expected {hint}, got {q(url)}")
+        return ""
+    return url
