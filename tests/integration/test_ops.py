@@ -211,3 +211,43 @@ class ConfigSourceTests(TestCase):
         with open(path, "w") as f:
             json.dump({"version": 3, "name": "x"}, f)
         self.assertEqual(ConfigSource(path).load(), load_config(path).config)
+
+
+class TwoBusesTests(TestCase):
+    @inlineCallbacks
+    def test_one_file_two_environments(self):
+        """One config file and two environment files start two buses that
+        report different ids in /health."""
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            json.dump(
+                {
+                    "version": 3,
+                    "name": "${BUSGW_TEST_BUS_NAME}",
+                    "extra_config": {
+                        "busgw/health": {
+                            "interval": "1h",
+                            "checks": [{"name": "rtc", "kind": "clock", "min_year": 2000}],
+                        }
+                    },
+                },
+                f,
+            )
+        ids = []
+        for bus in ("FW-0001", "FW-0002"):
+            env = os.path.abspath(self.mktemp())
+            with open(env, "w") as f:
+                f.write(f"BUSGW_TEST_BUS_NAME={bus}\n")
+            source = ConfigSource(path, env_file=env)
+            svc = build_service(
+                source.load(), reactor, listen=[LOOPBACK], site_class=TrackingSite, source=source
+            )
+            svc.startService()
+            http = svc.getServiceNamed("http")
+            port = yield http.whenListening()
+            self.addCleanup(http.factory.close_all)
+            self.addCleanup(svc.stopService)
+            resp = yield client(self).get(f"http://127.0.0.1:{port.getHost().port}/health")
+            body = json.loads((yield resp.content()))
+            ids.append(body["bus"])
+        self.assertEqual(ids, ["FW-0001", "FW-0002"])
