@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
 
 from busd import __version__
 from busd.config.model import EndpointConfig, GatewayConfig
@@ -74,12 +75,20 @@ class GatewayApp:
         rng: Optional[random.Random] = None,
         reactor: Any = None,
         metrics: Optional[GatewayMetrics] = None,
+        guard_client: Optional[HTTPClient] = None,
     ):
         self.config = config
         self.clock = clock
         self.app = Klein()
+        # werkzeug would answer "/a//b" with a RequestRedirect to "/a/b";
+        # KrakenD's router treats it as another path (404).
+        self.app.url_map.merge_slashes = False
         router = config.router
-        context = GuardContext(client=client, clock=clock, reactor=reactor)
+        # Guards fetch JWK sets: with their own verifying client when the
+        # backends' client_tls allows insecure connections (see gateway.py).
+        context = GuardContext(
+            client=guard_client or client, clock=clock, reactor=reactor
+        )
         #: Shared with roles' built-in routes (busd.guards.route_guard), so
         #: they reuse this generation's client and JWK caches.
         self.guard_context = context
@@ -105,6 +114,7 @@ class GatewayApp:
             self.app.route(
                 "/__debug/", endpoint="busgw:debug", branch=True
             )(self._debug)
+        self.app.handle_errors(RequestRedirect)(self._redirect)
         self.app.handle_errors(NotFound)(self._not_found)
         self.app.handle_errors(MethodNotAllowed)(self._not_allowed)
         self.app.handle_errors(Exception)(self._unexpected)
@@ -163,10 +173,18 @@ class GatewayApp:
             if params:
                 # KrakenD refuses values that are still URL-encoded after
                 # the router decoded the path once (double encoding), or
-                # that hold '?' or '#'.
+                # that hold '?' or '#'. busgw also refuses "." and "..":
+                # placed in a url_pattern they are dot segments, and
+                # "/users/{JWT.sub}/{x}" with x=".." would leave the
+                # caller's own scope at the backend.
                 for alias in aliases:
                     value = kwargs[alias]
-                    if "?" in value or "#" in value or unquote(value) != value:
+                    if (
+                        "?" in value
+                        or "#" in value
+                        or value in (".", "..")
+                        or unquote(value) != value
+                    ):
                         return self._error(request, 400, "encoded url params")
                 values = {n: kwargs[a] for n, a in zip(params, aliases)}
             else:
@@ -268,6 +286,13 @@ class GatewayApp:
         if custom is not None:
             return _sized(request, dumps_go(custom))
         return _sized(request, dumps_go({"error": message, "status": status}))
+
+    def _redirect(self, request: IRequest, failure: Failure) -> bytes:
+        """werkzeug's own redirects (a route declared with a trailing slash
+        asked for without it): answered as a redirect, as KrakenD does."""
+        err: Any = failure.value
+        request.setHeader(b"Location", err.new_url.encode("latin-1"))
+        return self._error(request, err.code, "moved")
 
     def _not_found(self, request: IRequest, failure: Failure) -> bytes:
         request.setHeader(_COMPLETED, b"false")

@@ -23,6 +23,7 @@ import signal
 import threading
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 
+import attrs
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -108,16 +109,29 @@ class GatewayService(MultiService):
         from busd.app import GatewayApp  # klein imports the global reactor
 
         client = self._client
+        guard_client = None
         if client is None:
             # Idle connections to cover every backend call in flight.
             self._pool = make_pool(self.reactor, max_per_host=pool_size(config))
-            # Every outbound HTTPS call (backends, JWKS) verifies with
-            # this config's client_tls (busd.tls).
+            # Every outbound HTTPS call verifies with this config's
+            # client_tls (busd.tls)...
             client = make_client(
                 self.reactor,
                 self._pool,
                 tls_policy=make_tls_policy(config.client_tls),
             )
+            if config.client_tls.allow_insecure_connections:
+                # ...but the switch that lets a self-signed backend in must
+                # not let a forged JWK set in: JWKS fetches keep verifying.
+                guard_client = make_client(
+                    self.reactor,
+                    self._pool,
+                    tls_policy=make_tls_policy(
+                        attrs.evolve(
+                            config.client_tls, allow_insecure_connections=False
+                        )
+                    ),
+                )
         self.gateway = GatewayApp(
             config,
             client,
@@ -126,6 +140,7 @@ class GatewayService(MultiService):
             rng=self._rng,
             reactor=self.reactor,
             metrics=self.metrics,
+            guard_client=guard_client,
         )
         for role in self.roles:
             role.install(self.gateway)

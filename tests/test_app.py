@@ -359,3 +359,39 @@ class CancelTests(SynchronousTestCase):
         self.assertEqual(len(gw.clock.getDelayedCalls()), 2)
         gw.clock.advance(10)
         self.assertEqual(gw.clock.getDelayedCalls(), [])
+
+
+class ReviewFixTests(SynchronousTestCase):
+    def setUp(self):
+        self.b = JSONBackend({"/users/a/x": (200, {"ok": 1})})
+
+    def test_dot_segment_params_refused(self):
+        """"." and ".." as path params (also %2e-encoded) are 400, so a
+        url_pattern's leading segments cannot be walked up at the backend."""
+        gw = Gateway(config([ep("/my/{x}", be(B1, "/users/a/{x}"))]), {B1: self.b})
+        for path in ("/my/..", "/my/%2e%2e", "/my/%2E", "/my/."):
+            resp, body = get(self, gw, path)
+            self.assertEqual(resp.code, 400, path)
+        self.assertEqual(self.b.requests, [])
+
+    def test_double_slash_is_404_not_500(self):
+        """A doubled slash is an unknown path (404), never a 500 or a traceback."""
+        gw = Gateway(config([ep("/api/status", be(B1, "/users/a/x"))]), {B1: self.b})
+        for path in ("/api//status", "/api/status//"):
+            resp, body = get(self, gw, path)
+            self.assertEqual(resp.code, 404, path)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+
+class DotSegmentBuildTests(SynchronousTestCase):
+    def test_sequential_dot_value_encoded(self):
+        """A ".." from backend data placed in a path is sent as %2E%2E."""
+        from busd.config.model import BackendConfig, EndpointConfig
+        from busd.pipeline.request import make_request_builder
+        from busd.pipeline.types import ProxyRequest
+
+        backend = BackendConfig(hosts=("http://b:80",), url_pattern="/d/{resp0_x}", method="GET")
+        endpoint = EndpointConfig(endpoint="/e", method="GET", backends=(backend,))
+        build = make_request_builder(endpoint, backend)
+        url = build(ProxyRequest(method="GET", params={"resp0_x": ".."})).url
+        self.assertTrue(url.endswith("/d/%2E%2E"), url)

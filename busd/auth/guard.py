@@ -100,7 +100,9 @@ class JWTGuard:
         self._clock = clock
         self._endpoint = endpoint
         self._jwt_params = jwt_params
-        self._dropped = frozenset(h.lower() for _, h in config.propagate_claims)
+        self._dropped = frozenset(
+            _header_key(h) for _, h in config.propagate_claims
+        )
 
     def __call__(
         self, request: Any, preq: ProxyRequest
@@ -205,7 +207,7 @@ class JWTGuard:
             kept: List[Tuple[str, str]] = [
                 (n, v)
                 for n, v in preq.headers
-                if n.lower() not in self._dropped
+                if _header_key(n) not in self._dropped
             ]
             changes["headers"] = tuple(kept) + tuple(values.items())
         if self._jwt_params:
@@ -270,3 +272,10 @@ def make_jwt_guard(
     return JWTGuard(
         config, keys, clock, endpoint=endpoint, jwt_params=tuple(params)
     )
+
+
+def _header_key(name: str) -> str:
+    """A header name as CGI/WSGI backends see it: ``X_Tenant`` and
+    ``X-Tenant`` both become ``HTTP_X_TENANT``, so a client must not be
+    able to send either spelling of a propagated claim's header."""
+    return name.lower().replace("_", "-")

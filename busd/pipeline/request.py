@@ -249,7 +249,14 @@ def make_request_builder(
             parts = [literals[0]]
             for (name, in_query), literal in zip(names, literals[1:]):
                 value = format_param(params.get(name, ""))
-                parts.append(quote(value, safe=query_safe if in_query else path_safe))
+                if not in_query and value in (".", ".."):
+                    # A dot segment (from a backend's data in a sequential
+                    # chain) must not walk the backend's path up.
+                    parts.append(value.replace(".", "%2E"))
+                else:
+                    parts.append(
+                        quote(value, safe=query_safe if in_query else path_safe)
+                    )
                 parts.append(literal)
             path = "".join(parts)
         else:

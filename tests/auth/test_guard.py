@@ -385,6 +385,17 @@ class Propagation(SynchronousTestCase):
             [v for n, v in out.headers if n.lower() == "x-tenant"], ["t1"]
         )
 
+    def test_underscore_spelling_never_spoofs(self):
+        """X_Tenant is removed too: CGI/WSGI backends read it as X-Tenant."""
+        cfg = attrs.evolve(EC, propagate_claims=(("tenant", "X-Tenant"),))
+        out = self.enriched(
+            pyjwt_token(ec_key(), "ES256"), cfg, ("X_Tenant", "admin")
+        )
+        self.assertEqual(
+            [n for n, _ in out.headers if n.lower().replace("_", "-") == "x-tenant"],
+            [],
+        )
+
     def test_unsendable_claim(self):
         """A claim holding CR/LF is not sent as a header (no injection)."""
         cfg = attrs.evolve(EC, propagate_claims=(("sub", "X-Sub"),))

@@ -218,3 +218,60 @@ class AuthLoopbackTests(TestCase):
         refused = client(self).get(base + "/status")
         error = yield self.assertFailure(refused, Exception)
         self.assertIn("certificate verify failed", repr(error.reasons))
+
+
+class InsecureBackendsTests(TestCase):
+    @inlineCallbacks
+    def test_jwks_still_verified_with_insecure_backends(self):
+        """client_tls.allow_insecure_connections (for self-signed backends)
+        does not let a key server with an untrusted certificate in: a token
+        signed with its forged key is refused."""
+        import time
+
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from busd.auth.sign import public_jwk
+        from busd.testing_tls import make_pki, server_options
+
+        evil_pki = make_pki(self.mktemp(), ca_name="untrusted CA")
+        evil = ec.generate_private_key(ec.SECP256R1())
+        keys, _ = yield serve(
+            self,
+            JSONBackend({"/jwks.json": (200, {"keys": [public_jwk(evil, "k1")]})}),
+            tls=server_options(evil_pki.server),
+        )
+        backend, _ = yield serve(self, JSONBackend({"/v": (200, {"secret": 1})}))
+        raw = {
+            "version": 3,
+            "client_tls": {"allow_insecure_connections": True},
+            "extra_config": {
+                "busgw/auth": {
+                    "validator": {
+                        "alg": "ES256",
+                        "jwk_url": keys + "/jwks.json",
+                        "issuer": "central",
+                        "audience": ["bus"],
+                    }
+                }
+            },
+            "endpoints": [
+                {
+                    "endpoint": "/status",
+                    "backend": [{"host": [backend], "url_pattern": "/v"}],
+                }
+            ],
+        }
+        base = yield start_gateway(self, parse_config(raw).config)
+        forged = jwt.encode(
+            {"iss": "central", "aud": "bus", "sub": "m", "exp": int(time.time()) + 60},
+            evil,
+            algorithm="ES256",
+            headers={"kid": "k1"},
+        )
+        resp = yield client(self).get(
+            base + "/status", headers={"Authorization": ["Bearer " + forged]}
+        )
+        yield resp.content()
+        self.assertEqual(resp.code, 401)
+        self.flushLoggedErrors()
