@@ -173,6 +173,9 @@ def _serve(reactor: Any, service: IService) -> "Deferred[None]":
 
 
 def _run(args: argparse.Namespace, with_devices: bool = False) -> int:
+    # A SIGHUP (busgw reload) while starting is ignored rather than fatal;
+    # the gateway installs its reload handler once it runs.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The reactor is imported only after --workers forked (busd.workers).
     services: List[IService] = []
     top = MultiService()

@@ -101,6 +101,9 @@ class _Group:
             try:
                 for sig in _FORWARDED:
                     signal.signal(sig, signal.SIG_DFL)
+                # Until the gateway installs its reload handler, a SIGHUP
+                # (busgw reload) must not kill a worker that is starting.
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 code = self.serve(index)
             except BaseException as exc:  # report, never return to the parent's loop
                 print(f"busgw worker {index}: {exc!r}", file=sys.stderr)

@@ -26,6 +26,7 @@ from busd.bus._memory import pressure as _pressure
 from busd.bus.event import EventInvalid, NewEvent, new_event
 from busd.bus.store import (
     ACCEPTED,
+    CONFLICT,
     DUPLICATE,
     Counts,
     Row,
@@ -161,6 +162,15 @@ class Outbox:
                 d.callback(event.id)
             elif outcome == DUPLICATE:
                 d.callback(event.id)
+            elif outcome == CONFLICT:
+                d.errback(
+                    GatewayError(
+                        f"event id {event.id!r} is already used by a"
+                        " different event",
+                        status=409,
+                        code="id_conflict",
+                    )
+                )
             else:
                 self._refused += 1
                 d.errback(
@@ -245,6 +255,9 @@ class Outbox:
     def _call(self, fn: Callable[..., Any], *args: Any) -> "Deferred[Any]":
         """Run ``fn`` on the worker, after loading the database if that has
         not succeeded yet (the runner is serial, so the load goes first)."""
+        if self._closed:
+            # The worker thread is gone: a call now would never fire.
+            return fail(OutboxUnavailable("the outbox is stopping"))
         if not self._loaded and not self._loading:
             self._loading = True
             self._run(self._store.load).addCallbacks(

@@ -265,7 +265,11 @@ class Sender:
             date = response.headers.getRawHeaders(b"date", [None])[0]
             self._on_date(date.decode("latin-1") if date else None)
         try:
-            answer = await read_capped(response, _REASON_BYTES)
+            # The body is bounded in time too: a central that sends headers
+            # and then stalls must not stop delivery for good.
+            body_d = read_capped(response, _REASON_BYTES)
+            body_d.addTimeout(self._timeout, self._clock)
+            answer = await body_d
         except BodyTooLarge:
             answer = b""
         except Exception as exc:

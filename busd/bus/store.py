@@ -43,6 +43,7 @@ __all__ = [
     "StoreUnavailable",
     "ACCEPTED",
     "DUPLICATE",
+    "CONFLICT",
     "FULL",
     "DB_NAME",
     "COLUMNS",
@@ -50,6 +51,8 @@ __all__ = [
 
 DB_NAME = "outbox.sqlite3"
 ACCEPTED, DUPLICATE, FULL = "accepted", "duplicate", "full"
+#: The id is taken by a *different* event: the device reused a key.
+CONFLICT = "conflict"
 Row = Dict[str, Any]
 
 
@@ -152,17 +155,27 @@ class Store:
         self, events: Sequence[NewEvent], now: float
     ) -> Tuple[List[Tuple[str, Optional[Row]]], List[str], Counts]:
         """Store ``events`` in one transaction. Returns, per event, its
-        outcome (ACCEPTED with its row, DUPLICATE, FULL), the ids of history
+        outcome (ACCEPTED with its row, DUPLICATE, CONFLICT, FULL), the ids of history
         rows pruned to make room, and the counts after commit."""
         outcomes: List[Tuple[str, Optional[Row]]] = []
         pruned: List[str] = []
         with self._transaction() as db:
             counts = [self.counts.stored, self.counts.stored_bytes]
             for event in events:
-                if db.execute(
-                    "SELECT 1 FROM events WHERE id = ?", (event.id,)
-                ).fetchone():
-                    outcomes.append((DUPLICATE, None))
+                same = db.execute(
+                    "SELECT kind, severity, occurred_at, data FROM events"
+                    " WHERE id = ?",
+                    (event.id,),
+                ).fetchone()
+                if same is not None:
+                    # A re-post of the same event is answered as before; a
+                    # different event under a used id must not be "stored"
+                    # by a 202 that drops it.
+                    stored = tuple(same)
+                    given = (event.kind, event.severity, event.occurred_at, event.data)
+                    outcomes.append(
+                        (DUPLICATE if stored == given else CONFLICT, None)
+                    )
                     continue
                 if not self._make_room(db, event, counts, pruned):
                     outcomes.append((FULL, None))

@@ -15,6 +15,9 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 
 from busd.config.model import BackendConfig, EndpointConfig
@@ -61,19 +64,51 @@ def read_capped(response: Any, limit: int) -> "Deferred[bytes]":
         # Refuse before reading anything; closing the transport frees it.
         response.deliverBody(_Discard())
         return _fail(BodyTooLarge(f"body of {length} bytes exceeds {limit}"))
-    chunks: List[bytes] = []
-    size = [0]
+    collector = _Collector(limit)
+    response.deliverBody(collector)
+    return collector.finished
 
-    def collect(data: bytes) -> None:
-        size[0] += len(data)
-        if size[0] > limit:
-            raise BodyTooLarge(f"body exceeds {limit} bytes")
-        chunks.append(data)
 
-    from treq import collect as treq_collect
+class _Collector(Protocol):
+    """Collects a body up to ``limit`` bytes. Cancelling ``finished`` (a
+    timeout, a client gone) drops the connection at once: treq's collect
+    has no canceller, so a stalled body would keep its socket open."""
 
-    d: Deferred[Any] = treq_collect(response, collect)
-    return d.addCallback(lambda _: b"".join(chunks))
+    def __init__(self, limit: int):
+        self._limit = limit
+        self._size = 0
+        self._chunks: List[bytes] = []
+        self.finished: Deferred[bytes] = Deferred(self._cancel)
+
+    def _cancel(self, _: Any) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        # The body's transport is an IPushProducer (the response's
+        # connection): stopProducing closes it.
+        producer: Any = self.transport
+        if producer is not None:
+            producer.stopProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.finished.called:
+            return
+        self._size += len(data)
+        if self._size > self._limit:
+            self._stop()
+            self.finished.errback(
+                Failure(BodyTooLarge(f"body exceeds {self._limit} bytes"))
+            )
+            return
+        self._chunks.append(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.finished.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.finished.callback(b"".join(self._chunks))
+        else:
+            self.finished.errback(reason)
 
 
 def _fail(exc: Exception) -> "Deferred[Any]":
@@ -190,11 +225,28 @@ def make_backend_call(
         data = decode_body(body, backend.encoding, backend.is_collection)
         return ProxyResponse(data=formatter(data))
 
+    # What is cached and shared is this backend's *shaped* answer: with a
+    # shared cache, two backends calling one URL must not see each other's
+    # allow/deny/mapping (one may filter out what the other exposes).
+    shape = (
+        backend.encoding,
+        backend.is_collection,
+        backend.target,
+        backend.allow,
+        backend.deny,
+        tuple(sorted(backend.mapping.items())),
+        backend.group,
+        backend.flatmap_filter,
+        backend.return_error_details,
+        backend.return_error_code,
+        backend.max_body_bytes,
+    )
+
     def call(req: ProxyRequest) -> "Deferred[ProxyResponse]":
         breq = build_request(req)
         if flights is None:
             return fetch(breq, None)
-        key = cache_key(breq.method, breq.url, breq.headers)
+        key = (shape, cache_key(breq.method, breq.url, breq.headers))
         if store is not None:
             hit = store.get(key)
             if hit is not None:

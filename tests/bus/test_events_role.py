@@ -104,11 +104,14 @@ class PostTests(RoleCase):
         self.assertEqual(json.loads(request[3])["id"], "tyre-1")
 
     def test_same_id_same_answer(self):
-        """Posting the same id twice answers the same and stores it once."""
+        """Posting the same event twice answers the same and stores it once;
+        another event under that id is refused with 409."""
         self.start()
         first = self.post(body=dict(EVENT, id="door-1"))[:2]
-        again = self.post(body=dict(EVENT, id="door-1", kind="other"))[:2]
+        again = self.post(body=dict(EVENT, id="door-1"))[:2]
         self.assertEqual(first, again)
+        code, body = self.post(body=dict(EVENT, id="door-1", kind="other"))[:2]
+        self.assertEqual((code, body["status"]), (409, 409))
         self.assertEqual(self.role.pressure()["stored"], 1)
         self.assertEqual(len(self.central.requests), 1)
 

@@ -184,3 +184,25 @@ class FaultTests(OutboxCase):
         self.successResultOf(writing)
         self.failureResultOf(queued, OutboxUnavailable)
         self.successResultOf(closed)
+
+
+class IdConflictTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.store = Store(os.path.abspath(self.mktemp()), OutboxConfig())
+        self.addCleanup(self.store.close)
+        self.outbox = Outbox(self.store, sync_run, self.clock, OutboxConfig(), "FW-0042")
+        self.outbox.open()
+
+    def test_same_id_other_event_is_409(self):
+        """Re-posting the same event is idempotent; another event under a used
+        id is refused with 409, never answered 202 and dropped."""
+        from busd.bus.event import parse_event
+        from busd.errors import GatewayError
+
+        first = b'{"id":"d2","kind":"door_fault","severity":"info","occurred_at":"2025-06-01T08:30:00Z","data":{"door":2}}'
+        other = b'{"id":"d2","kind":"crash","severity":"critical","occurred_at":"2025-06-02T09:00:00Z","data":{"g":9}}'
+        self.assertEqual(self.successResultOf(self.outbox.add(parse_event(first, 65536))), "d2")
+        self.assertEqual(self.successResultOf(self.outbox.add(parse_event(first, 65536))), "d2")
+        failure = self.failureResultOf(self.outbox.add(parse_event(other, 65536)), GatewayError)
+        self.assertEqual((failure.value.status, failure.value.code), (409, "id_conflict"))

@@ -7,7 +7,14 @@ import stat
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from busd.bus.store import ACCEPTED, DUPLICATE, FULL, Store, StoreUnavailable
+from busd.bus.store import (
+    ACCEPTED,
+    CONFLICT,
+    DUPLICATE,
+    FULL,
+    Store,
+    StoreUnavailable,
+)
 from busd.config._bus import OutboxConfig
 from tests.bus._events_support import NOW, event
 
@@ -56,13 +63,14 @@ class DurabilityTests(StoreCase):
         self.assertEqual((counts.pending, counts.held), (1, 1))
 
     def test_duplicate_stored_once(self):
-        """The same id twice (also in one batch) is stored once."""
+        """The same event twice (also in one batch) is stored once; another
+        event under a used id is a CONFLICT and is not stored."""
         store = self.store()
         e = event(id="door-1")
         outcomes, _, counts = self.put(
-            store, e, event(id="door-1", kind="other")
+            store, e, e, event(id="door-1", kind="other")
         )
-        self.assertEqual(outcomes, [ACCEPTED, DUPLICATE])
+        self.assertEqual(outcomes, [ACCEPTED, DUPLICATE, CONFLICT])
         self.assertEqual(self.put(store, e)[0], [DUPLICATE])
         self.assertEqual(store.counts.stored, 1)
 

@@ -289,3 +289,50 @@ class LoopTests(SenderCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.clock.advance(1)
         self.assertEqual(central.ids, ["e1"])
+
+
+class _StalledBody:
+    """Headers arrived (503), then part of the body, then nothing."""
+
+    code = 503
+    length = None
+
+    def __init__(self):
+        from twisted.web.http_headers import Headers
+
+        self.headers = Headers({})
+        self.stopped = 0
+
+    def stopProducing(self):
+        self.stopped += 1
+
+    def deliverBody(self, protocol):
+        protocol.makeConnection(self)
+        protocol.dataReceived(b'{"err')
+
+
+class _StallingCentral:
+    def __init__(self):
+        self.calls = 0
+        self.bodies = []
+
+    def request(self, method, url, **kw):
+        from twisted.internet.defer import succeed
+
+        self.calls += 1
+        self.bodies.append(_StalledBody())
+        return succeed(self.bodies[-1])
+
+
+class StalledBodyTests(SenderCase):
+    def test_stalled_body_times_out_and_retries(self):
+        """A central that sends headers then stalls its body is cut at the
+        timeout (connection dropped) and the event is retried."""
+        central = _StallingCentral()
+        self.add("e1")
+        self.sender(central, timeout=10.0)
+        self.assertEqual(central.calls, 1)
+        self.clock.advance(10)  # the body read times out
+        self.assertEqual(central.bodies[0].stopped, 1)
+        self.clock.advance(1)  # the first retry
+        self.assertEqual(central.calls, 2)
