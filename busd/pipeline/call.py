@@ -244,7 +244,9 @@ def make_backend_call(
 
     def call(req: ProxyRequest) -> "Deferred[ProxyResponse]":
         breq = build_request(req)
-        if flights is None:
+        if flights is None or noop:
+            # A no-op answer carries the backend's own headers (Set-Cookie):
+            # never shared between callers.
             return fetch(breq, None)
         key = (shape, cache_key(breq.method, breq.url, breq.headers))
         if store is not None:
