@@ -251,12 +251,7 @@ class GatewayApp:
                 return _sized(request, err.body)
             return self._error(request, err.backend_status, err.code)
         if isinstance(err, GatewayError):
-            for name, value in err.headers.items():
-                request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
-            if err.status < 500:
-                # A refusal (4xx) names its reason; it leaks no backend detail.
-                return self._error(request, err.status, err.message)
-            return self._error(request, err.status, describe(err) if show else err.code)
+            return self._gateway_error(request, err, show)
         _log.failure("unexpected error in an endpoint pipeline", failure)
         return self._error(request, 500, "internal_error")
 
@@ -305,13 +300,22 @@ class GatewayApp:
         request.setHeader(_COMPLETED, b"false")
         return self._error(request, 405, "method not allowed")
 
+    def _gateway_error(
+        self, request: IRequest, err: GatewayError, show: bool
+    ) -> bytes:
+        """The answer for a GatewayError: its headers, its status, and as
+        ``error`` its reason for a refusal (4xx, no backend detail in it),
+        else its stable code (its message with ``return_error_msg``)."""
+        for name, value in err.headers.items():
+            request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
+        if err.status < 500:
+            return self._error(request, err.status, err.message)
+        return self._error(request, err.status, describe(err) if show else err.code)
+
     def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
         err = failure.value
-        if isinstance(err, GatewayError):
-            # Raised by a built-in route (add_route).
-            for name, value in err.headers.items():
-                request.setHeader(name.encode("latin-1"), value.encode("latin-1"))
-            return self._error(request, err.status, err.message if err.status < 500 else err.code)
+        if isinstance(err, GatewayError):  # raised by a built-in route
+            return self._gateway_error(request, err, show=False)
         _log.failure("unexpected error while routing", failure)
         return self._error(request, 500, "internal_error")
 

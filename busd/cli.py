@@ -1,9 +1,12 @@
-"""``busgw``: run, check and demo from the command line.
+"""``busgw``: the command line.
 
 ``run`` serves a config under ``task.react`` (no twistd, no plugin
-discovery, so it works from a zipapp); ``check`` prints every problem with
-its JSON path; ``demo`` starts the simulated device services of one bus
-beside the gateway.
+discovery, so it works from a zipapp; ``--workers N`` forks N of them);
+``check`` prints every problem with its JSON path; ``reload`` signals a
+running gateway; ``demo`` starts the simulated device services of one bus
+beside the gateway; ``keys``/``token`` (busd.auth.commands) and ``outbox``
+(busd.bus.commands) are the fleet's helpers. Printing to the terminal is
+this layer's job; the daemon logs through twisted.logger.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from typing import Any, List, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred
@@ -177,7 +180,6 @@ def _run(args: argparse.Namespace, with_devices: bool = False) -> int:
     # the gateway installs its reload handler once it runs.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The reactor is imported only after --workers forked (busd.workers).
-    services: List[IService] = []
     top = MultiService()
     if with_devices:
         from twisted.internet import reactor
@@ -222,7 +224,6 @@ def _run(args: argparse.Namespace, with_devices: bool = False) -> int:
             from busd.demo.events import demo_events_service
 
             demo_events_service(reactor, result.config, args.port).setServiceParent(top)
-    services.append(top)
     _start_logging(args.log_level, args.log_format)
     from twisted.internet import task
 
