@@ -50,6 +50,10 @@ def build_roles(
         roles.append(EventsRole(config, reactor, clock, central_clock=central))
     if config.health is not None or config.inbound is not None:
         roles.extend(_bus_roles(config, reactor, clock, roles, central))
+    if config.central is not None:
+        from busd.central.role import CentralRole
+
+        roles.append(CentralRole(config, reactor, clock))
     return roles
 
 

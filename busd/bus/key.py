@@ -39,7 +39,8 @@ def load_or_generate_key(path: str, generate: bool, kid: str) -> Any:
             json.dump(public_jwks(key, kid), handle, indent=2)
             handle.write("\n")
         _log.info(
-            "generated the bus key {path}; give {jwks} to the central",
+            "generated the signing key {path}; its public JWK set for the"
+            " other side (central or buses) is {jwks}",
             path=path,
             jwks=jwks_path(path),
         )

@@ -251,7 +251,7 @@ SUPPORTED_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
             {"router", "busgw/backend", "busgw/telemetry", "busgw/auth"}
             | {"security/cors", "busgw/limits"}
             | {"busgw/health", "busgw/inbound"}
-            | {"busgw/bus"}
+            | {"busgw/bus", "busgw/central"}
         ),
         "endpoint": frozenset({"proxy", "auth/validator", "busgw/auth"})
         | {"qos/ratelimit/router"},

@@ -25,6 +25,8 @@ from busd.config._telemetry import read_telemetry
 from busd.config._health import NAMESPACE as HEALTH, read_health
 from busd.config._inbound import NAMESPACE as INBOUND, read_inbound
 from busd.config._bus import NAMESPACE as BUS, read_bus
+from busd.config._central import NAMESPACE as CENTRAL
+from busd.config._central_read import read_central
 from busd.config.env import apply_environment
 from busd.config._fields import ServiceDefaults, clean_host, read_encoding
 from busd.config._namespaces import read_extra, read_max_body, read_router
@@ -226,6 +228,11 @@ def _read_service(
         reserved=reserved,
         taken=taken,
     )
+    if bus is not None:
+        taken.append(bus.events.path)
+    central = read_central(
+        extra.nodes.get(CENTRAL), os.getcwd(), endpoints, reserved, taken
+    )
     config = GatewayConfig(
         version=3,
         name=node.string("name"),
@@ -249,6 +256,7 @@ def _read_service(
         health=health,
         inbound=inbound,
         bus=bus,
+        central=central,
     )
     node.finish(
         krakend.SERVICE_KEYS,

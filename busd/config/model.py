@@ -18,6 +18,7 @@ from busd.config._http_cache import HttpCacheConfig
 from busd.config._health import HealthConfig
 from busd.config._inbound import InboundConfig
 from busd.config._bus import BusConfig
+from busd.config._central import CentralRoleConfig
 from busd.limits import RequestLimits
 from busd.qos.ratelimit import RateLimitConfig
 from busd.security.cors import CorsConfig
@@ -173,3 +174,5 @@ class GatewayConfig:
     inbound: Optional[InboundConfig] = None
     #: busgw/bus (busd.bus): the bus id, state dir, central and events.
     bus: Optional[BusConfig] = None
+    #: busgw/central (busd.central): the fleet, its poller, event ingest.
+    central: Optional[CentralRoleConfig] = None

@@ -1,0 +1,2 @@
+"""The central role: the fleet poller, fleet-wide endpoints, event ingest
+and the dashboard (:mod:`busd.central.role` composes them)."""
