@@ -12,7 +12,7 @@ and handed to the stdlib code instead of being "fixed":
   therefore re-encoded by the stdlib, as is any value orjson refuses.
 * Decoding: integers beyond 64 bits become floats (Python keeps them
   exact) and a few inputs Python accepts are refused (``1e400``, lone
-  surrogate escapes); a body with a run of 20 digits, or one orjson
+  surrogate escapes); a body with a run of 19 digits, or one orjson
   refuses, is decoded by the stdlib.
 
 Values other than JSON's (dict, list, str, int, float, bool, None) never
@@ -27,7 +27,8 @@ from typing import Any, Callable, Optional
 __all__ = ["encode_sorted", "decode", "AVAILABLE"]
 
 _SUSPECT_OUT = re.compile(rb"null|[0-9]e|0\.0000")
-_SUSPECT_IN = re.compile(rb"[0-9]{20}")
+# 19 digits: below -2**63 orjson turns a negative integer into a float.
+_SUSPECT_IN = re.compile(rb"[0-9]{19}")
 
 try:
     import orjson as _orjson
