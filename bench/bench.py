@@ -43,6 +43,7 @@ from _servers import (  # noqa: E402
     tree_rss,
 )
 from _table import Row, render  # noqa: E402
+from _central import s5_rows  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZIPAPP = os.path.join(ROOT, "dist", "busgw-amd64-py311.pyz")
@@ -288,20 +289,21 @@ def _rows(loads: List[Load]) -> List[Row]:
 
 
 def _s5_central(tmp: str, log: str, servers: List[Server]) -> List[Row]:
-    """SLOT for S5 (issue 7), to fill in once the central role exists:
+    """S5, the central with 1,000 buses (bench/_central.py), unless
+    BENCH_ONLY leaves it out."""
+    if not _wanted("S5"):
+        return []
 
-    1. generate a fake fleet of 1,000 buses: one nginx server block per
-       bus is too many; one nginx listening on a few ports and answering
-       ``/health`` and ``/status`` for any ``/bus/<id>/...`` path (the
-       central's per-bus URLs pointing at it) serves as 1,000 buses;
-    2. start the central (``python -m busd run -c central.json``) with the
-       fleet list and a 5 s poll interval, wait until every bus is known;
-    3. rows: ``Load("S5 /fleet/health", central, "wrk", 100)`` added to
-       the interleaved rounds (target p99 < 20 ms), and a "S5 poller" note
-       row with the central's CPU share while idle-polling 1,000 buses
-       every 5 s (``tree_cpu`` over 30 s; target < 50 % of one core).
-    """
-    return [Row(name="S5 central /fleet/health", note="slot: central role not built yet")]
+    def start(server: Server) -> Server:
+        servers.append(server.start())
+        return server
+
+    env_python = [sys.executable]
+    try:
+        return s5_rows(tmp, log, start, env_python, seconds=max(SECONDS * 3, 15),
+                       rounds=ROUNDS)
+    except RuntimeError as err:
+        return [Row(name="S5 central", note=f"failed: {str(err).strip().splitlines()[-1]}")]
 
 
 def _cold_start(tmp: str, log: str, servers: List[Server]) -> List[Row]:

@@ -58,8 +58,9 @@ class PolledEndpoint:
 class PollConfig:
     """How the fleet is polled.
 
-    Each bus is polled every ``interval``, each round's start delayed by
-    a uniform random ``[0, jitter * interval]`` so buses spread out; at
+    Each bus is polled every ``interval`` on average, each round's start
+    moved by a uniform random ``[-jitter/2, jitter/2] * interval`` so
+    buses spread out; at
     most ``concurrency`` buses are polled at once; each request is
     bounded by ``timeout``. A bus whose poll failed ``n`` times in a row
     waits ``min(backoff_max, interval * 2**n)`` before its next try.
