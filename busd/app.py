@@ -29,7 +29,7 @@ from busd.errors import BackendStatusError, GatewayError
 from busd.metrics import GatewayMetrics
 from busd.telemetry import request_id, set_endpoint_label
 from busd.guards import Guard, GuardContext, endpoint_guards, run_guards
-from busd.pipeline.build import build_endpoint
+from busd.pipeline.build import BackendFactory, build_endpoint
 from busd.pipeline.cache import CacheSet
 from busd.pipeline.encode import dumps_go, encode
 from busd.pipeline.merge import describe
@@ -76,6 +76,7 @@ class GatewayApp:
         reactor: Any = None,
         metrics: Optional[GatewayMetrics] = None,
         guard_client: Optional[HTTPClient] = None,
+        backend_factory: Optional[BackendFactory] = None,
     ):
         self.config = config
         self.clock = clock
@@ -99,7 +100,9 @@ class GatewayApp:
         self._static: List[Tuple[str, str, str, Callable[..., Any]]] = []
         caches = CacheSet(clock)  # qos/http-cache: one set per config
         for endpoint in config.endpoints:
-            pipeline = build_endpoint(endpoint, client, clock, rng, metrics, caches)
+            pipeline = build_endpoint(
+                endpoint, client, clock, rng, metrics, caches, backend_factory
+            )
             guards = endpoint_guards(config, endpoint, context)
             self.pipelines[(endpoint.method, endpoint.endpoint)] = pipeline
             self._add_endpoint(endpoint, pipeline, guards)

@@ -38,6 +38,7 @@ from busd.config.load import load_config
 from busd.config.model import GatewayConfig
 from busd.errors import ConfigError
 from busd.metrics import GatewayMetrics, MetricsResource
+from busd.pipeline.build import first_claim
 from busd.pipeline.encode import dumps_go
 from busd.pipeline.types import HTTPClient
 from busd.roles import build_roles
@@ -132,6 +133,9 @@ class GatewayService(MultiService):
                         )
                     ),
                 )
+        # Backends a role serves itself (busgw/fleet: the central's).
+        hooks = (getattr(role, "backend_factory", None) for role in self.roles)
+        factories = [hook for hook in hooks if hook is not None]
         self.gateway = GatewayApp(
             config,
             client,
@@ -141,6 +145,7 @@ class GatewayService(MultiService):
             reactor=self.reactor,
             metrics=self.metrics,
             guard_client=guard_client,
+            backend_factory=first_claim(factories),
         )
         for role in self.roles:
             role.install(self.gateway)

@@ -84,6 +84,9 @@ class CentralRole(Service):
         self.client: Any = client
         self._pool: Any = None
         self.hub: Any = None
+        #: busd.pipeline.build.BackendFactory for busgw/fleet backends, set
+        #: by the live part; the gateway passes it to every generation.
+        self.backend_factory: Any = None
         self.parts: List[Part] = []
         for spec in PARTS:
             module, _, factory = spec.partition(":")

@@ -21,6 +21,11 @@ from busd.config._namespaces import (
     read_max_body,
 )
 from busd.config._http_cache import read_http_cache
+from busd.config._fleet_backend import (
+    NAMESPACE as FLEET,
+    check_fleet_backend,
+    read_fleet_backend,
+)
 from busd.config._syntax import check_url_placeholder, q, url_placeholders
 from busd.config._json import describe
 from busd.config._walk import Node
@@ -38,7 +43,10 @@ def read_backend(
     """Backend ``index`` of an endpoint; timeout and concurrent_calls are
     the endpoint's, as KrakenD CE copies them into every backend."""
     raw_hosts = node.boolean("disable_host_sanitize")
-    hosts = _read_hosts(node, svc, raw_hosts)
+    extra = read_extra(node, "backend")
+    # A fleet backend calls the central's buses: no host of its own.
+    fleet = read_fleet_backend(extra.nodes.get(FLEET), ep.timeout)
+    hosts = () if fleet is not None else _read_hosts(node, svc, raw_hosts)
     url = node.string("url_pattern", required='a path such as "/users/{id}"')
     _check_url_pattern(node, url, index, ep)
     encoding = _read_backend_encoding(node, ep)
@@ -61,7 +69,6 @@ def read_backend(
     query_key = node.renamed("input_query_strings", "querystring_params")
     query = node.strings(query_key)
     _check_narrowing(node, query_key, query, ep.input_query_strings, ())
-    extra = read_extra(node, "backend")
     proxy_node = extra.nodes.get("proxy")
     flatmap = read_backend_proxy(proxy_node)
     if flatmap and (allow or deny or mapping) and proxy_node is not None:
@@ -101,7 +108,10 @@ def read_backend(
         disable_host_sanitize=raw_hosts,
         extra_config=extra.frozen,
         http_cache=read_http_cache(extra.nodes.get("qos/http-cache")),
+        fleet=fleet,
     )
+    if fleet is not None:
+        check_fleet_backend(node, config)
     node.finish(krakend.BACKEND_KEYS, krakend.UNSUPPORTED_BACKEND_KEYS)
     return config
 

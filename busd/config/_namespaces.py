@@ -75,6 +75,9 @@ def read_extra(parent: Node, level: str) -> Extra:
         if short in supported:
             if is_object(value):
                 nodes[short] = Node(node.report, node.at(name), value)
+            elif short in krakend.SWITCH_NAMESPACES and isinstance(value, bool):
+                if value:
+                    nodes[short] = Node(node.report, node.at(name), {})
             else:
                 node.mismatch(name, "an object", value)
             continue

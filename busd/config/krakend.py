@@ -256,9 +256,13 @@ SUPPORTED_NAMESPACES: Mapping[str, frozenset[str]] = MappingProxyType(
         "endpoint": frozenset({"proxy", "auth/validator", "busgw/auth"})
         | {"qos/ratelimit/router"},
         "backend": frozenset({"proxy", "backend/http", "busgw/backend"})
-        | {"qos/http-cache"},
+        | {"qos/http-cache"}
+        | {"busgw/fleet"},
     }
 )
+#: Namespaces that may also be a boolean: ``true`` reads as ``{}`` (every
+#: default), ``false`` as absent.
+SWITCH_NAMESPACES = frozenset({"busgw/fleet"})
 
 # Other KrakenD namespaces (CE and EE): recognised, ignored with a warning.
 KRAKEND_NAMESPACES = frozenset(

@@ -25,6 +25,7 @@ from busd.config._telemetry import read_telemetry
 from busd.config._health import NAMESPACE as HEALTH, read_health
 from busd.config._inbound import NAMESPACE as INBOUND, read_inbound
 from busd.config._bus import NAMESPACE as BUS, read_bus
+from busd.config._fleet_backend import check_fleet_backends
 from busd.config._central import NAMESPACE as CENTRAL
 from busd.config._central_read import read_central
 from busd.config.env import apply_environment
@@ -209,6 +210,9 @@ def _read_service(
         endpoints.append(endpoint)
         read.append((index, child, endpoint, path_ok))
     _check_routes(read, router.health_path)
+    check_fleet_backends(
+        report, [(n, e) for _, n, e, _ in read], "busgw/central" in extra.frozen
+    )
     # The bus role's own routes (busd.health, busd.bus.inbound).
     reserved = _RESERVED_PREFIXES + (router.health_path,)
     health = read_health(extra.nodes.get(HEALTH), endpoints, reserved)

@@ -19,6 +19,7 @@ from busd.config._health import HealthConfig
 from busd.config._inbound import InboundConfig
 from busd.config._bus import BusConfig
 from busd.config._central import CentralRoleConfig
+from busd.config._fleet_backend import FleetBackendConfig
 from busd.limits import RequestLimits
 from busd.qos.ratelimit import RateLimitConfig
 from busd.security.cors import CorsConfig
@@ -99,6 +100,9 @@ class BackendConfig:
     extra_config: Mapping[str, Any] = EMPTY_MAPPING
     #: qos/http-cache (busd.pipeline.cache), None when not cached.
     http_cache: Optional[HttpCacheConfig] = None
+    #: busgw/fleet (busd.central.live): call every bus of the central's
+    #: fleet instead of ``hosts``; None for an ordinary backend.
+    fleet: Optional[FleetBackendConfig] = None
 
 
 @attrs.frozen(kw_only=True)

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 import attrs
-from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
+from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from busd.config.model import EndpointConfig, StaticResponse
+from busd.errors import BackendError
 from busd.metrics import GatewayMetrics
 from busd.pipeline.cache import CacheSet
 from busd.pipeline.call import make_backend_call
@@ -32,13 +33,48 @@ from busd.pipeline.merge import (
 )
 from busd.pipeline.types import HTTPClient, Proxy, ProxyRequest, ProxyResponse
 
-__all__ = ["build_endpoint", "build_backend", "MERGE_SHARE", "CONCURRENT_SHARE"]
+__all__ = [
+    "build_endpoint",
+    "build_backend",
+    "BackendFactory",
+    "first_claim",
+    "MERGE_SHARE",
+    "CONCURRENT_SHARE",
+]
 
 #: Share of the endpoint timeout given to merged backends (lura: 85 %)...
 MERGE_SHARE = 0.85
 #: ...and to each of the ``concurrent_calls`` racers (lura: 75 %).
 CONCURRENT_SHARE = 0.75
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+#: A role's hook for backends it serves itself (``busgw/fleet``:
+#: busd.central.live): ``factory(endpoint, index, clock)`` returns the
+#: Proxy of backend ``index``, or None to leave it to the HTTP call.
+BackendFactory = Callable[
+    [EndpointConfig, int, IReactorTime], Optional[Proxy]
+]
+
+
+def first_claim(
+    factories: Sequence[BackendFactory],
+) -> Optional[BackendFactory]:
+    """One factory asking each of ``factories`` in turn (None for none)."""
+    if not factories:
+        return None
+    if len(factories) == 1:
+        return factories[0]
+
+    def claim(
+        endpoint: EndpointConfig, index: int, clock: IReactorTime
+    ) -> Optional[Proxy]:
+        for factory in factories:
+            proxy = factory(endpoint, index, clock)
+            if proxy is not None:
+                return proxy
+        return None
+
+    return claim
 
 
 def build_backend(
@@ -49,11 +85,21 @@ def build_backend(
     rng: Optional[random.Random] = None,
     metrics: Optional[GatewayMetrics] = None,
     caches: Optional[CacheSet] = None,
+    factory: Optional[BackendFactory] = None,
 ) -> Proxy:
     """The stack of one backend: the HTTP call (request building, status
     rule, capped body, decode, reshape; cached and collapsed with
-    ``qos/http-cache``), raced when ``concurrent_calls`` > 1."""
+    ``qos/http-cache``), raced when ``concurrent_calls`` > 1; or what
+    ``factory`` claims it with (never raced: a fan-out of its own)."""
+    if factory is not None:
+        claimed = factory(endpoint, index, clock)
+        if claimed is not None:
+            return claimed
     backend = endpoint.backends[index]
+    if backend.fleet is not None:
+        # Served by the central role only (the loader refuses it
+        # elsewhere); an app built without the role has no fleet to call.
+        return _unserved(f"no fleet to call for [{backend.url_pattern}]")
     series = None
     if metrics is not None:
         label = f"{endpoint.method} {endpoint.endpoint}"
@@ -85,12 +131,16 @@ def build_endpoint(
     rng: Optional[random.Random] = None,
     metrics: Optional[GatewayMetrics] = None,
     caches: Optional[CacheSet] = None,
+    factory: Optional[BackendFactory] = None,
 ) -> Proxy:
     """The whole pipeline of one endpoint, as a single :data:`Proxy`;
-    ``caches`` holds the backend caches of the config it belongs to."""
+    ``caches`` holds the backend caches of the config it belongs to;
+    ``factory`` may claim backends (see :data:`BackendFactory`)."""
     caches = caches or CacheSet(clock)
     backends = [
-        build_backend(endpoint, i, client, clock, rng, metrics, caches)
+        build_backend(
+            endpoint, i, client, clock, rng, metrics, caches, factory
+        )
         for i in range(len(endpoint.backends))
     ]
     share = endpoint.timeout * MERGE_SHARE
@@ -108,6 +158,13 @@ def build_endpoint(
     if endpoint.static is not None and endpoint.output_encoding != "no-op":
         proxy = _static_stage(proxy, endpoint.static)
     return with_timeout(proxy, endpoint.timeout, clock, what="endpoint")
+
+
+def _unserved(message: str) -> Proxy:
+    def unserved(req: ProxyRequest) -> "Deferred[ProxyResponse]":
+        return fail(BackendError(message))
+
+    return unserved
 
 
 def _flatmap_stage(proxy: Proxy, endpoint: EndpointConfig) -> Proxy:
