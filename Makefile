@@ -1,4 +1,4 @@
-# busgw: `make run` serves the built-in demo bus, `make test` runs the tests.
+# busgw: `make run` serves the demo fleet and its central, `make test` runs the tests.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -15,9 +15,11 @@ $(VENV)/.installed: $(SOURCES)
 	$(PY) -m pip install -q '.[test]'
 	touch $@
 
-# The demo bus keeps its event outbox and key in .state/ (gitignored).
+# The demo fleet: three simulated buses and their central (dashboard on
+# :8000); keys, outboxes and the fleet file go to .state/ (gitignored).
+# The single bus demo of before: busgw demo -c etc/busgw.json
 run: $(VENV)/.installed
-	BUSGW_STATE_DIR=.state $(VENV)/bin/busgw demo -c etc/busgw.json
+	BUSGW_STATE_DIR=.state $(VENV)/bin/busgw demo --buses 3
 
 test: $(VENV)/.installed
 	$(PY) -m mypy busd

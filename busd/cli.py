@@ -27,6 +27,7 @@ from busd.auth import commands as auth_commands
 from busd.bus import commands as outbox_command
 from busd.config.env import EnvFileError, environment
 from busd.config.load import load_config
+from busd.demo import fleet_cli
 from busd.errors import ConfigError
 from busd.gateway import ConfigSource
 from busd.logging import JSONLinesObserver, filtered, level_named
@@ -109,6 +110,8 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start only the simulated device services",
     )
+    # --buses N: a demo fleet and its central (busd.demo.fleet_cli).
+    fleet_cli.add_arguments(demo)
     auth_commands.add_commands(sub)
     outbox_command.add_command(sub)
     return p
@@ -259,6 +262,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _run(args)
     if args.command == "reload":
         return _reload(args)
+    if args.command == "demo" and args.buses is not None:
+        return fleet_cli.run_fleet_demo(args)
     if args.command == "demo":
         return _run(args, with_devices=True)
     if args.command == "outbox":
