@@ -138,14 +138,19 @@ class GatewayHTTPClient(HTTPClient):
     own. The answer is treq's ``_Response`` either way.
     """
 
-    def __init__(self, agent: IAgent):
+    def __init__(self, agent: IAgent, *, follow_redirects: bool = True):
         super().__init__(agent, cookiejar=NoCookies())
+        # Without follow_redirects a 3xx is the answer (the central: a bus
+        # must not make it fetch another URL, e.g. on its own network).
+        self._follow = follow_redirects
         # The pre-built Host header must not follow a redirect to another
         # origin: dropped there, the Agent computes the new one.
-        self._fast: IAgent = ContentDecoderAgent(
-            RedirectAgent(agent, sensitiveHeaderNames=[b"Host"]),
-            [(b"gzip", GzipDecoder)],
+        inner: IAgent = (
+            RedirectAgent(agent, sensitiveHeaderNames=[b"Host"])
+            if follow_redirects
+            else agent
         )
+        self._fast: IAgent = ContentDecoderAgent(inner, [(b"gzip", GzipDecoder)])
 
     def request(
         self,
@@ -164,6 +169,8 @@ class GatewayHTTPClient(HTTPClient):
             or type(headers) is not Headers
             or (data is not None and type(data) is not bytes)
         ):
+            if not self._follow:
+                kwargs.setdefault("allow_redirects", False)
             return super().request(
                 method, url, headers=headers, data=data, unbuffered=unbuffered,
                 _stacklevel=3, **kwargs
@@ -223,15 +230,17 @@ def make_client(
     *,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     tls_policy: Optional[IPolicyForHTTPS] = None,
+    follow_redirects: bool = True,
 ) -> HTTPClient:
     """The production :class:`HTTPClient` for backend calls. HTTPS uses
     ``tls_policy`` (``busd.tls.make_tls_policy``), by default Twisted's
-    service-identity checked policy over the system CAs."""
+    service-identity checked policy over the system CAs. With
+    ``follow_redirects`` false a 3xx answer is returned as it is."""
     endpoints = _EndpointCache(
         reactor, tls_policy or BrowserLikePolicyForHTTPS(), connect_timeout
     )
     agent = Agent.usingEndpointFactory(reactor, endpoints, pool=pool)
-    return GatewayHTTPClient(agent)
+    return GatewayHTTPClient(agent, follow_redirects=follow_redirects)
 
 
 class BackendsService(Service):

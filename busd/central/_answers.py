@@ -4,6 +4,7 @@ answer or why there is none), and how a bus's answers are read."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import attrs
@@ -75,6 +76,19 @@ def decode(body: bytes, status: int, health: bool) -> Answer:
     if not (200 <= status < 300 or (health and status == 503)):
         return Answer(error=f"answered {status}")
     try:
-        return Answer(status=status, data=json.loads(body))
+        data = json.loads(body, parse_constant=_null, parse_float=_finite)
     except ValueError:
         return Answer(error="the answer is not JSON")
+    return Answer(status=status, data=data)
+
+
+def _null(name: str) -> None:
+    """NaN and Infinity (not JSON, yet Python reads them) as null: kept,
+    they would make every fleet answer holding them invalid JSON."""
+    return None
+
+
+def _finite(text: str) -> Optional[float]:
+    """A JSON number as a float; null past a float's range (1e999)."""
+    value = float(text)
+    return value if math.isfinite(value) else None

@@ -24,6 +24,7 @@ __all__ = ["QueryInvalid", "parse_query", "MAX_LIMIT", "DEFAULT_LIMIT"]
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
+_MAX_CURSOR = 2**63 - 1
 _PARAMS = ("bus", "kind", "severity", "since", "limit", "order")
 
 
@@ -67,6 +68,10 @@ def parse_query(args: Mapping[bytes, List[bytes]]) -> EventQuery:
     if "since" in values:
         text = values["since"]
         if text.isdigit() and text.isascii():
+            # No cursor is past SQLite's 64-bit integers (nor is one
+            # thousands of digits long: int() would refuse it).
+            if len(text) > 19 or int(text) > _MAX_CURSOR:
+                raise QueryInvalid("since", "no such cursor (too large)")
             after = int(text)
         else:
             try:
@@ -78,7 +83,7 @@ def parse_query(args: Mapping[bytes, List[bytes]]) -> EventQuery:
     limit = DEFAULT_LIMIT
     if "limit" in values:
         text = values["limit"]
-        if not (text.isdigit() and text.isascii()) or not (
+        if not (text.isdigit() and text.isascii() and len(text) <= 16) or not (
             1 <= int(text) <= MAX_LIMIT
         ):
             raise QueryInvalid("limit", f"expected an integer 1-{MAX_LIMIT}")

@@ -33,6 +33,8 @@ __all__ = [
 
 #: info < warning < critical, for ``min_severity`` and listing filters.
 SEVERITY_RANK: Mapping[str, int] = {s: i for i, s in enumerate(SEVERITIES)}
+#: The largest ``seq`` (SQLite's INTEGER is 64-bit signed).
+_MAX_SEQ = 2**63 - 1
 _TIME = re.compile(
     r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d{1,9})?([Zz]|[+-]\d\d:\d\d)"
 )
@@ -98,6 +100,8 @@ def parse_bus_event(body: bytes) -> IncomingEvent:
         ) from None
     except RecursionError:
         raise EventInvalid("", "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer past Python's digit limit
+        raise EventInvalid("", f"invalid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise EventInvalid("", "expected a JSON object")
     return _check(raw)
@@ -130,23 +134,35 @@ def _check(raw: Mapping[str, Any]) -> IncomingEvent:
     received = _time(raw, "received_at") if raw.get("received_at") else None
     seq = raw.get("seq")
     if seq is not None and (
-        isinstance(seq, bool) or not isinstance(seq, int) or seq < 0
+        isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= _MAX_SEQ
     ):
-        raise EventInvalid("seq", "expected a non-negative integer")
+        raise EventInvalid("seq", "expected an integer 0 to 2^63-1")
     data = raw.get("data")
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise EventInvalid("data", "expected an object")
+    # Stored, listed, streamed and posted to webhooks as JSON text: a
+    # number past a float (1e999) would come out as a bare Infinity that
+    # strict readers refuse, and a lone surrogate cannot be UTF-8 at all
+    # (SQLite would fail the whole group commit with it).
+    try:
+        text = json.dumps(
+            data, separators=(",", ":"), sort_keys=True, ensure_ascii=False,
+            allow_nan=False,
+        )
+        text.encode("utf-8")
+    except ValueError:  # UnicodeEncodeError included
+        raise EventInvalid(
+            "data", "expected finite numbers and valid Unicode text"
+        ) from None
     return IncomingEvent(
         id=event_id,
         bus=bus,
         kind=kind,
         severity=severity,
         occurred_at=occurred_at,
-        data=json.dumps(
-            data, separators=(",", ":"), sort_keys=True, ensure_ascii=False
-        ),
+        data=text,
         seq=seq,
         bus_received_at=received,
     )

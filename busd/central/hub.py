@@ -65,7 +65,11 @@ def encode(kind: str, data: Any) -> bytes:
             _finite(data), separators=(",", ":"), ensure_ascii=False,
             allow_nan=False, default=str,
         )
-    return b"event: %s\ndata: %s\n\n" % (kind.encode("ascii"), text.encode("utf-8"))
+    # A lone surrogate (a bus may send "\ud800") cannot be UTF-8; it only
+    # occurs inside JSON strings, where backslashreplace writes it back
+    # as the same JSON escape, so the message stays valid JSON.
+    data_bytes = text.encode("utf-8", "backslashreplace")
+    return b"event: %s\ndata: %s\n\n" % (kind.encode("ascii"), data_bytes)
 
 
 @implementer(IPushProducer)

@@ -10,7 +10,9 @@ body (at most ``poll.max_bytes``) come back as they are. A bus the fleet
 does not know is a 404, a bus that cannot be reached a 502, one that
 does not answer within :data:`TIMEOUT` a 504. ``rest`` is forwarded as
 the caller encoded it, so it may not hold dot segments, empty segments or
-encoded slashes (400): it stays below the bus's base URL.
+encoded slashes (400): it stays below the bus's base URL. The answer is
+sandboxed by its CSP (bus HTML never runs on the central's origin), and a
+command a browser marks as sent from another site is a 403.
 """
 
 from __future__ import annotations
@@ -57,7 +59,10 @@ _SAFE_QUERY = re.compile(
     rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*"
 )
 _FORWARDED = (b"Content-Type", b"Accept")
+#: The policy of every forwarded answer: nothing runs, nothing loads.
+_SANDBOX = b"default-src 'none'; sandbox; frame-ancestors 'none'"
 _BODYLESS = ("GET", "DELETE")
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def check_rest(rest: bytes) -> str:
@@ -133,6 +138,12 @@ class PassThrough:
         GatewayError."""
         bus, url = self.target(request)
         method = request.method.decode("ascii")
+        if method not in _SAFE_METHODS and _cross_site(request):
+            raise GatewayError(
+                "commands to a bus are not taken from another site",
+                status=403,
+                code="cross_site",
+            )
         body = _read_body(request)
         headers = Headers({b"User-Agent": [USER_AGENT.encode("ascii")]})
         for name in _FORWARDED:
@@ -191,6 +202,15 @@ class PassThrough:
         )
 
 
+def _cross_site(request: IRequest) -> bool:
+    """Whether a browser says it sends ``request`` for another site's page
+    (``Sec-Fetch-Site``): such a request carries the fleet manager's token
+    cookie without her asking (cross-site request forgery). Programs send
+    no such header."""
+    site = (request.getHeader(b"sec-fetch-site") or b"").strip().lower()
+    return site in (b"cross-site", b"same-site")
+
+
 def _stopping() -> GatewayError:
     return GatewayError("the central is stopping", status=503, code="stopping")
 
@@ -224,5 +244,10 @@ def _render(answer: Tuple[Any, bytes], request: IRequest) -> bytes:
     content_type = response.headers.getRawHeaders(b"content-type")
     if content_type:
         request.setHeader(b"Content-Type", content_type[0])
+    # The bus's answer is served on the central's origin, where the fleet
+    # manager's token cookie lives: HTML from a bus (or a device behind
+    # it) must not run there. Sandboxed, it gets an opaque origin.
+    request.setHeader(b"Content-Security-Policy", _SANDBOX)
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
     request.setHeader(b"Content-Length", b"%d" % len(content))
     return content

@@ -145,10 +145,14 @@ class CentralRole(Service):
 
         size = max(self.config.poll.concurrency, self.config.live_concurrency)
         self._pool = make_pool(self.reactor, max_per_host=max(10, size))
+        # No redirects: a bus's 3xx is its answer (the pass-through returns
+        # it, a poll or fan-out counts it as no answer). Followed, a bus
+        # could make the central fetch any URL on its network for it.
         return make_client(
             self.reactor,
             self._pool,
             tls_policy=make_tls_policy(self.gateway_config.client_tls),
+            follow_redirects=False,
         )
 
     def _close_pool(self) -> Any:

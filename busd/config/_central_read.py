@@ -241,12 +241,19 @@ def _signing(node: Optional[Node], state_dir: str) -> Optional[SigningConfig]:
         node.report.error(node.at("kid"), f"invalid kid {q(kid)} (letters, digits, . _ -)")
         kid = ""
     d = SigningConfig(key="", kid="")
+    audience = node.string("audience", d.audience) or d.audience
+    if "{id}" not in audience:
+        node.report.warn(
+            node.at("audience"),
+            "without {id} every bus accepts the same token, so one bus could"
+            ' replay the central\'s token at the others (e.g. "bus-{id}")',
+        )
     config = SigningConfig(
         key=key,
         kid=kid,
         issuer=node.string("issuer", d.issuer) or d.issuer,
         subject=node.string("subject", d.subject) or d.subject,
-        audience=node.string("audience", d.audience) or d.audience,
+        audience=audience,
         ttl=positive_duration(node, "ttl") or d.ttl,
         roles=node.strings("roles") or (),
         generate_key=generate,

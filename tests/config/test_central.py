@@ -97,6 +97,10 @@ CENTRAL_PROBLEMS = [
     ("endpoint_under_fleet", "No endpoint may go under /fleet.",
      svc(ep("/fleet/x"), extra_config={"busgw/central": {"state_dir": "/s"}}),
      E, C, "which the central serves itself"),
+    ("signing_shared_audience", "An audience without {id} is a warning.",
+     central(signing={"key": "/nonexistent/c.pem", "kid": "c", "generate_key": True,
+                      "audience": "buses"}), W, C + ".signing.audience",
+     "every bus accepts the same token"),
     ("unknown_key", "An unknown key is a warning.",
      central(pol={}), W, C + ".pol", 'did you mean "poll"'),
 ]
