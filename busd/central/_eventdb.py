@@ -122,6 +122,20 @@ class EventDB:
         it, in one transaction. Returns each event's outcome (NEW with its
         row, DUPLICATE or CONFLICT with the stored row) and how many
         deliveries pruning dropped."""
+        counted = self.count
+        try:
+            return self._insert(batch, now)
+        except BaseException:
+            # Rolled back (a full disk, a failed commit): a count left too
+            # high would make the next commits prune events to keep.
+            self.count = counted
+            raise
+
+    def _insert(
+        self,
+        batch: Sequence[Tuple[IncomingEvent, Sequence[str]]],
+        now: float,
+    ) -> Tuple[List[Tuple[str, Optional[Row]]], int]:
         outcomes: List[Tuple[str, Optional[Row]]] = []
         with self._transaction() as db:
             for event, hooks in batch:

@@ -24,6 +24,9 @@ class InFlight:
 
     def __init__(self) -> None:
         self._running: Set["Deferred[Any]"] = set()
+        #: Set while the part is stopped: a request still served (on a
+        #: kept-alive connection) must start no call nobody would cancel.
+        self.stopped = False
 
     def track(self, d: "Deferred[Any]") -> "Deferred[Any]":
         if d.called and not d.paused:

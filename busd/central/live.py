@@ -29,7 +29,7 @@ from typing import (
 )
 
 import attrs
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
@@ -84,9 +84,11 @@ class LivePart:
 
     def start(self) -> None:
         self.passthrough.stopping = False
+        self.inflight.stopped = False
 
     def stop(self) -> None:
         self.passthrough.stopping = True
+        self.inflight.stopped = True
         self.inflight.cancel_all()
 
     def install(self, app: "GatewayApp") -> None:
@@ -182,6 +184,10 @@ class FleetCall:
         buses = [b for b in fleet if self.fleet.matches(b.labels)]
         limit = self.fleet.concurrency or self._role.config.live_concurrency
         per_bus = min(self.fleet.timeout or self.deadline, self.deadline)
+        if self._inflight.stopped:
+            # The role stopped (its pool is closed): every bus is missing.
+            why = "the central is stopping"
+            return succeed(self._result(({}, {b.id: why for b in buses}), len(buses)))
 
         def start(bus: BusEntry) -> "Deferred[ProxyResponse]":
             d: Deferred[ProxyResponse] = maybeDeferred(self.call_for(bus), req)

@@ -131,7 +131,10 @@ class Poller:
         """How long after a round starts the next one does."""
         poll = self.role.config.poll
         if failures:
-            return min(poll.backoff_max, poll.interval * 2.0**failures)
+            # Capped exponent: 2.0**1024 raises OverflowError, and a bus
+            # down for ~1,024 rounds (a weekend at 60 s) would never be
+            # rescheduled.
+            return min(poll.backoff_max, poll.interval * 2.0 ** min(failures, 64))
         half = poll.jitter / 2
         return poll.interval * (1.0 + self._rng.uniform(-half, half))
 

@@ -115,6 +115,9 @@ class _Courier:
         self._stopped = False
         self._timer: Optional[IDelayedCall] = None
         self._work: Optional[Deferred[Optional[float]]] = None
+        #: Steps in a row that failed (the store could not be read or
+        #: written): each waits twice as long, up to retry_max.
+        self._crashes = 0
 
     def wake(self) -> None:
         if self._stopped:
@@ -144,6 +147,7 @@ class _Courier:
     def _done(self, wait: Optional[float]) -> None:
         self._busy = False
         self._work = None
+        self._crashes = 0
         if self._stopped:
             return
         if wait is not None:
@@ -157,7 +161,12 @@ class _Courier:
         if self._stopped:
             return  # stop() cancelled the step
         _log.failure("webhook {url}: delivery step failed", failure, url=self.url)
-        self._later(max(1.0, self.config.retry_initial))
+        # Backed off: an attempt that could not be recorded (a full disk)
+        # is made again, and a fixed pause would POST it every second.
+        self._crashes += 1
+        first = max(1.0, self.config.retry_initial)
+        wait = first * 2 ** min(self._crashes - 1, 62)
+        self._later(min(max(first, self.config.retry_max), wait))
 
     def _later(self, wait: float) -> None:
         self._timer = self.hooks._clock.callLater(max(0.0, wait), self._step)
