@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional
 
 from twisted.web.iweb import IRequest
 
-__all__ = ["answer", "problem"]
+__all__ = ["answer", "problem", "raw_answer"]
 
 _JSON = b"application/json; charset=utf-8"
 
@@ -20,6 +20,16 @@ def answer(
 ) -> bytes:
     """Set ``status`` and ``headers``; ``body`` as compact JSON."""
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return raw_answer(request, status, data, headers)
+
+
+def raw_answer(
+    request: IRequest,
+    status: int,
+    data: bytes,
+    headers: Optional[Mapping[str, str]] = None,
+) -> bytes:
+    """:func:`answer` for a body already encoded as JSON."""
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", _JSON)
     request.setHeader(b"Cache-Control", b"no-store")

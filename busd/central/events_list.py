@@ -11,13 +11,13 @@ newer; null when nothing at all), so a client following the feed repeats
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.web.iweb import IRequest
 
-from busd.central._eventdb import Row, StoreUnavailable, event_json
-from busd.central.events_http import answer, problem
+from busd.central._eventdb import StoreUnavailable, event_json
+from busd.central.events_http import answer, problem, raw_answer
 from busd.central.events_query import QueryInvalid, parse_query
 from busd.central.events_store import EventStore
 from busd.guards import route_guard
@@ -54,21 +54,12 @@ async def _list(request: IRequest, store: EventStore, guard: _Guard) -> bytes:
     except QueryInvalid as exc:
         return problem(request, 400, str(exc), parameter=exc.parameter)
     try:
-        rows: List[Row] = await store.list(query)
+        data = await store.list_body(query)
     except StoreUnavailable:
         return problem(
             request, 503, "the event store is unavailable", {"Retry-After": "30"}
         )
-    newest = max((r["seq"] for r in rows), default=query.after)
-    return answer(
-        request,
-        200,
-        {
-            "events": [event_json(r) for r in rows],
-            "count": len(rows),
-            "cursor": None if newest is None else str(newest),
-        },
-    )
+    return raw_answer(request, 200, data)
 
 
 async def _one(

@@ -10,6 +10,7 @@ for all), and each caller's Deferred fires only after that commit.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, fail
@@ -17,7 +18,13 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from busd.central._eventdb import EventDB, EventQuery, Row, StoreUnavailable
+from busd.central._eventdb import (
+    EventDB,
+    EventQuery,
+    Row,
+    StoreUnavailable,
+    event_json,
+)
 from busd.central.events_schema import IncomingEvent
 
 __all__ = ["EventStore", "Runner"]
@@ -114,6 +121,12 @@ class EventStore:
     def list(self, query: EventQuery) -> "Deferred[List[Row]]":
         return self._call(self.db.list, query)
 
+    def list_body(self, query: EventQuery) -> "Deferred[bytes]":
+        """The ``GET /fleet/events`` body, built on the store's thread: a
+        full page (1,000 events of up to 64 KiB each) is tens of MB of JSON
+        to decode and encode, which must not stall the reactor."""
+        return self._call(_list_body, self.db, query)
+
     def get(self, bus: str, event_id: str) -> "Deferred[Optional[Row]]":
         return self._call(self.db.get, bus, event_id)
 
@@ -156,3 +169,16 @@ class EventStore:
         if not self._opened:
             self._opened = True
             _log.info("event store {path} is open", path=self.db.path)
+
+
+def _list_body(db: Any, query: EventQuery) -> bytes:
+    """``{"events", "count", "cursor"}`` of ``query`` (see
+    :mod:`busd.central.events_list`), as compact JSON bytes."""
+    rows = db.list(query)
+    newest = max((r["seq"] for r in rows), default=query.after)
+    body = {
+        "events": [event_json(r) for r in rows],
+        "count": len(rows),
+        "cursor": None if newest is None else str(newest),
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

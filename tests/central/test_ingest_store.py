@@ -135,6 +135,23 @@ class ListingTests(SynchronousTestCase):
         empty = self.get(f"/fleet/events?since={page['cursor']}")[1]
         self.assertEqual((empty["events"], empty["cursor"]), ([], page["cursor"]))
 
+    def test_body_built_by_the_worker(self) -> None:
+        """The listing's JSON (up to 1,000 events of 64 KiB) is decoded and
+        encoded on the store's worker, not on the reactor thread."""
+        self.post(event("a"))
+        store = self.central.part.store
+        ran = []
+        inner = store._run
+
+        def recording(fn: Any, *args: Any) -> Any:
+            ran.append(fn)
+            return inner(fn, *args)
+
+        store._run = recording
+        code, body, _ = self.get("/fleet/events")
+        self.assertEqual((code, body["count"]), (200, 1))
+        self.assertEqual([getattr(f, "__name__", "") for f in ran], ["_list_body"])
+
     def test_filters_over_http(self) -> None:
         """kind, severity and an RFC 3339 since filter the answer."""
         self.post(event("a", severity="info"))
