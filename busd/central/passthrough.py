@@ -8,7 +8,7 @@ and the central's own token for that bus as ``Authorization`` (the
 caller's is never forwarded). The bus's status, ``Content-Type`` and
 body (at most ``poll.max_bytes``) come back as they are. A bus the fleet
 does not know is a 404, a bus that cannot be reached a 502, one that
-does not answer within :data:`TIMEOUT` a 504. ``rest`` is forwarded as
+does not answer within ``passthrough_timeout`` a 504. ``rest`` is forwarded as
 the caller encoded it, so it may not hold dot segments, empty segments or
 encoded slashes (400): it stays below the bus's base URL. The answer is
 sandboxed by its CSP (bus HTML never runs on the central's origin), and a
@@ -49,8 +49,7 @@ __all__ = [
 ROUTE = "/buses/<bus_id>/<path:rest>"
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 MAX_REQUEST_BYTES = 1024 * 1024
-#: Seconds a forwarded call may take (at least ``poll.timeout``): longer
-#: than a poll, as a command may make the bus's device work.
+#: Seconds a forwarded call may take by default (``passthrough_timeout``).
 TIMEOUT = 10.0
 _PREFIX = b"/buses/"
 # RFC 3986 pchar plus "/" and well-formed escapes: what is forwarded as is.
@@ -174,7 +173,7 @@ class PassThrough:
             )
 
         d.addCallback(on_response)
-        timeout = max(TIMEOUT, self.role.config.poll.timeout)
+        timeout = self.role.config.passthrough_timeout
         d.addTimeout(timeout, self.role.clock)
         d.addCallbacks(
             _render,

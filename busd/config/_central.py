@@ -154,6 +154,9 @@ class CentralRoleConfig:
     #: The bound on buses called at once by a ``busgw/fleet`` backend
     #: that sets none itself.
     live_concurrency: int = 50
+    #: Bound on a ``/buses/{id}/...`` pass-through call (connect, answer
+    #: and body): longer than a poll, as a command may make a device work.
+    passthrough_timeout: float = 10.0
 
     def bus(self, bus_id: str) -> Optional[BusEntry]:
         return next((b for b in self.fleet if b.id == bus_id), None)

@@ -31,7 +31,7 @@ __all__ = ["read_central", "ROUTE_PREFIXES"]
 ROUTE_PREFIXES = ("/fleet", "/buses", "/dashboard")
 _KEYS = (
     "state_dir", "fleet", "fleet_file", "poll", "signing", "events",
-    "webhooks", "dashboard", "live_concurrency",
+    "webhooks", "dashboard", "live_concurrency", "passthrough_timeout",
 )
 _POLL_KEYS = (
     "interval", "timeout", "concurrency", "jitter", "health", "endpoints",
@@ -102,6 +102,7 @@ def read_central(
         webhooks=webhooks,
         dashboard=node.boolean("dashboard", True),
         live_concurrency=node.integer("live_concurrency", 50, minimum=1, maximum=10_000),
+        passthrough_timeout=positive_duration(node, "passthrough_timeout") or 10.0,
     )
     node.finish(_KEYS)
     return config

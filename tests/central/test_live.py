@@ -476,6 +476,19 @@ class PassThroughTests(SynchronousTestCase):
         self.assertEqual((response.code, _json(body)["error"]), (504, "bus_timeout"))
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
+    def test_configured_timeout(self) -> None:
+        """passthrough_timeout bounds the call instead of the 10 s default."""
+        config = central_config(self, {"url_pattern": "/s", "extra_config": {"busgw/fleet": True}})
+        assert config.central is not None
+        central = attrs.evolve(config.central, passthrough_timeout=30.0)
+        h = Harness(self, attrs.evolve(config, central=central))
+        d = h.request("/buses/b1/x")
+        h.clock.advance(29)
+        self.assertNoResult(d)
+        h.clock.advance(1)
+        response, body = h.done(self, d)
+        self.assertEqual((response.code, _json(body)["error"]), (504, "bus_timeout"))
+
     def test_check_rest(self) -> None:
         """check_rest keeps encoded text as it is and refuses what could
         leave the bus's base URL."""

@@ -160,6 +160,7 @@ class CentralConfigTests(SynchronousTestCase):
             webhooks=[{"url": "https://hooks.example/x", "kinds": ["crash"],
                        "min_severity": "critical", "headers": {"X-Token": "s"}}],
             dashboard=False,
+            passthrough_timeout="30s",
         )
         config = load(self, raw).config.central
         assert config is not None
@@ -189,6 +190,7 @@ class CentralConfigTests(SynchronousTestCase):
                            min_severity="critical", headers=(("X-Token", "s"),)),),
         )
         self.assertFalse(config.dashboard)
+        self.assertEqual(config.passthrough_timeout, 30.0)
 
     def test_fleet_file(self) -> None:
         """The fleet file's buses follow the inline ones; its problems are
