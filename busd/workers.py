@@ -56,6 +56,9 @@ def refuse_reason(config: GatewayConfig, workers: int) -> Optional[str]:
                 ("busgw/bus", getattr(config, "bus", None)),
                 ("busgw/health", getattr(config, "health", None)),
                 ("busgw/inbound", getattr(config, "inbound", None)),
+                # N centrals would poll every bus N times and share one
+                # event database (whose lock refuses the second).
+                ("busgw/central", getattr(config, "central", None)),
             )
             if value is not None
         ]

@@ -107,6 +107,8 @@ class RefuseTests(SynchronousTestCase):
         self.assertIsNone(refuse_reason(held, 1))
         why = refuse_reason(held, 2)
         self.assertIn("busgw/bus, busgw/inbound", why)
+        central = SimpleNamespace(bus=None, health=None, inbound=None, central=object())
+        self.assertIn("busgw/central keep", refuse_reason(central, 2))
 
     def test_cli_refuses_before_forking(self) -> None:
         """`run --workers 0` fails at once with a message, serving nothing."""
