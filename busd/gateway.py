@@ -98,7 +98,7 @@ class GatewayService(MultiService):
         self.config = config
         # Roles outlive reloads; they are children before the listeners,
         # so they stop after them.
-        self.roles = build_roles(config, reactor, self.clock)
+        self.roles = build_roles(config, reactor, self.clock, self.metrics)
         for role in self.roles:
             role.setServiceParent(self)
         self.root = TelemetryResource(

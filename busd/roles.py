@@ -33,10 +33,15 @@ class Role(Protocol):
 
 
 def build_roles(
-    config: GatewayConfig, reactor: Any, clock: IReactorTime
+    config: GatewayConfig,
+    reactor: Any,
+    clock: IReactorTime,
+    metrics: Any = None,
 ) -> List[Role]:
     """The roles ``config`` asks for; each is an ``IService`` with
-    ``install(app)``. Started before the listeners, stopped after them."""
+    ``install(app)``. Started before the listeners, stopped after them.
+    ``metrics`` (busd.metrics.GatewayMetrics, None when off) is where
+    roles with series of their own register them."""
     from busd.health.clockref import CentralClock
 
     # The central's clock as seen in Date headers, shared by the bus parts:
@@ -53,7 +58,7 @@ def build_roles(
     if config.central is not None:
         from busd.central.role import CentralRole
 
-        roles.append(CentralRole(config, reactor, clock))
+        roles.append(CentralRole(config, reactor, clock, metrics=metrics))
     return roles
 
 

@@ -38,6 +38,11 @@ class Gate:
         self.limit = max(1, limit)
         self._admit()
 
+    @property
+    def waiting(self) -> int:
+        """How many wait for a slot now."""
+        return len(self._waiting)
+
     def clear(self) -> None:
         """Cancel every waiter."""
         waiting, self._waiting = self._waiting, deque()

@@ -250,6 +250,17 @@ class FleetState:
         now = self._clock.seconds()
         return [self._summary(bus, now) for bus in self._order]
 
+    def counts(self) -> Tuple[Dict[str, int], Dict[str, int]]:
+        """Buses per state now and per level, as :meth:`fleet_health`
+        counts them, without building summaries (metrics scrapes)."""
+        now = self._clock.seconds()
+        states = dict.fromkeys(STATES, 0)
+        levels = dict.fromkeys(LEVELS, 0)
+        for bus in self._order:
+            states[self._state(bus, now)] += 1
+            levels[bus.level if bus.level in levels else "unknown"] += 1
+        return states, levels
+
     def health_key(self) -> Tuple[int, Tuple[str, ...]]:
         """Changes whenever :meth:`fleet_health`'s counts or status could:
         a bus's state, level or failing checks, or the fleet itself (its

@@ -91,8 +91,11 @@ class EventsPart:
         db = EventDB(self._path, config.events.max_events)
         self.store = EventStore(db, run, role.clock)
         self.keys = KeyCache()
+        #: busd.central.metrics.CentralMetrics, None when metrics are off.
+        self._metrics = getattr(role, "metrics", None)
         self.webhooks = Webhooks(
-            self.store, lambda: role.client, role.clock, rng=rng
+            self.store, lambda: role.client, role.clock, rng=rng,
+            metrics=self._metrics,
         )
         self.webhooks.configure(config.webhooks)
         self._key_errors: Dict[str, str] = {}
@@ -114,6 +117,7 @@ class EventsPart:
         self.webhooks.start()
 
     def _opened(self, pending: int) -> None:
+        self.webhooks.pending = pending
         _log.info(
             "central events: {path} open, {pending} webhook deliveries pending",
             path=self._path,
@@ -154,7 +158,10 @@ class EventsPart:
 
     def post(self, request: IRequest) -> "Deferred[bytes]":
         """Take one event from a bus (answers in the module docstring)."""
-        return ensureDeferred(self._post(request))
+        d = ensureDeferred(self._post(request))
+        if self._metrics is not None:
+            d.addBoth(self._metrics.event_answered, request)
+        return d
 
     async def _post(self, request: IRequest) -> bytes:
         role = self.role
@@ -250,7 +257,7 @@ class EventsPart:
         if hub is not None and row is not None:
             hub.publish("event", event_json(row))
         if hooks:
-            self.webhooks.wake()
+            self.webhooks.wake(len(hooks))
         return answer(request, 201, {"id": event.id, "stored": True})
 
     def _key_unusable(self, path: str, reason: str) -> None:

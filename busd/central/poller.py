@@ -27,7 +27,7 @@ stopped answering, or hangs); state transitions are logged once each.
 from __future__ import annotations
 
 import random
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import (
     CancelledError,
@@ -68,6 +68,8 @@ class Poller:
         self.state = FleetState(role.config, role.clock)
         role.state = self.state
         self._rng = rng or random.Random()
+        #: busd.central.metrics.CentralMetrics, None when metrics are off.
+        self._metrics = getattr(role, "metrics", None)
         self._clock = role.clock
         self._gate = Gate(role.config.poll.concurrency)
         self._calls: Dict[str, IDelayedCall] = {}
@@ -100,6 +102,10 @@ class Poller:
 
     def install(self, app: Any) -> None:
         pass  # the fleet routes are busd.central.routes
+
+    def poll_load(self) -> Tuple[int, int]:
+        """(rounds running, due buses waiting for a slot) now."""
+        return self._gate.active, self._gate.waiting
 
     def fleet_changed(self) -> None:
         """Adopt ``role.config``: new buses get a first round, removed
@@ -141,6 +147,7 @@ class Poller:
     def _due(self, bus_id: str) -> None:
         self._calls.pop(bus_id, None)
         started: List[float] = []
+        due = self._clock.seconds()
 
         def run(_: Any) -> "Deferred[None]":
             if not self.running:
@@ -148,6 +155,8 @@ class Poller:
                 self._gate.release()
                 raise CancelledError()
             started.append(self._clock.seconds())
+            if self._metrics is not None:
+                self._metrics.poll_admitted(started[0] - due)
             d = maybeDeferred(self._round, bus_id)
 
             def release(result: Any) -> Any:
@@ -171,6 +180,11 @@ class Poller:
             self.state.record_error(bus_id, result.getErrorMessage())
         if not self.running or self.state.entry(bus_id) is None:
             return
+        if self._metrics is not None and started:
+            self._metrics.poll_round(
+                self._clock.seconds() - started[0],
+                self.state.failures(bus_id) == 0,
+            )
         try:
             self._report(bus_id)
         except Exception:

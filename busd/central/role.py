@@ -73,6 +73,7 @@ class CentralRole(Service):
         clock: IReactorTime,
         *,
         client: Any = None,
+        metrics: Any = None,
     ):
         assert config.central is not None
         self.gateway_config = config
@@ -87,6 +88,13 @@ class CentralRole(Service):
         #: busd.pipeline.build.BackendFactory for busgw/fleet backends, set
         #: by the live part; the gateway passes it to every generation.
         self.backend_factory: Any = None
+        #: The central's series (busd.central.metrics) on the registry of
+        #: ``metrics`` (the gateway's GatewayMetrics); None without one.
+        self.metrics: Any = None
+        if metrics is not None:
+            from busd.central.metrics import CentralMetrics
+
+            self.metrics = CentralMetrics(metrics.registry, self)
         self.parts: List[Part] = []
         for spec in PARTS:
             module, _, factory = spec.partition(":")

@@ -59,8 +59,17 @@ class Webhooks:
         client: Callable[[], Any],
         clock: IReactorTime,
         rng: Optional[random.Random] = None,
+        metrics: Any = None,
     ):
         self._store = store
+        #: busd.central.metrics.CentralMetrics (None: nothing counted).
+        self.metrics = metrics
+        #: Deliveries not yet done: the store's count when it opened, plus
+        #: those of events stored since, minus those ended (delivered or
+        #: given up). Kept in memory so a metrics scrape needs no query;
+        #: deliveries dropped when a full store prunes old events are
+        #: not subtracted.
+        self.pending = 0
         self._client = client
         self._clock = clock
         self._rng = rng or random.Random()
@@ -90,11 +99,20 @@ class Webhooks:
         self._running = True
         self.wake()
 
-    def wake(self) -> None:
-        """New deliveries are stored: idle couriers look for them."""
+    def wake(self, added: int = 0) -> None:
+        """New deliveries are stored (``added`` of them): idle couriers
+        look for them."""
+        self.pending += added
         if self._running:
             for courier in self._couriers.values():
                 courier.wake()
+
+    def ended(self, result: str) -> None:
+        """One delivery attempt's ``result`` (delivered, retried, gave_up)."""
+        if result != "retried":
+            self.pending = max(0, self.pending - 1)
+        if self.metrics is not None:
+            self.metrics.webhook(result)
 
     def stop(self) -> None:
         """Cancel every request in flight and every retry timer."""
@@ -184,6 +202,7 @@ class _Courier:
         error = await self._post(row)
         if error is None:
             await store.finish(self.url, row["seq"])
+            self.hooks.ended("delivered")
             self._dirty = True  # the next row, if any
             return None
         attempts = row["attempts"] + 1
@@ -200,6 +219,7 @@ class _Courier:
                 reason=error,
             )
             await store.finish(self.url, row["seq"])
+            self.hooks.ended("gave_up")
             self._dirty = True
             return None
         cap = min(
@@ -217,6 +237,7 @@ class _Courier:
                 reason=error,
             )
         await store.retry(self.url, row["seq"], attempts, due, error)
+        self.hooks.ended("retried")
         return due - now
 
     async def _post(self, row: Row) -> Optional[str]:
