@@ -137,6 +137,13 @@ def _check(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     n = len(result.config.endpoints)
     print(f"Syntax OK! {args.config}: {n} endpoint(s), {len(result.warnings)} warning(s)")
+    central = result.config.central
+    if central is not None:
+        keyless = sum(1 for bus in central.fleet if bus.key is None)
+        print(
+            f"central: {len(central.fleet)} bus(es) in the fleet"
+            + (f", {keyless} without a key (their events are refused)" if keyless else "")
+        )
     return 0
 
 

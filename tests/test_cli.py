@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -27,6 +28,21 @@ class CheckTests(SynchronousTestCase):
         code, out, err = run(["check", "-c", EXAMPLE])
         self.assertEqual(code, 0, err)
         self.assertIn("Syntax OK!", out)
+
+    def test_central_fleet_counted(self):
+        """check names the fleet's size and the buses whose events it would refuse."""
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        fleet = os.path.join(folder, "fleet.json")
+        with open(fleet, "w") as f:
+            json.dump([{"id": "a", "url": "http://a:1"}, {"id": "b", "url": "http://b:1"}], f)
+        path = os.path.join(folder, "central.json")
+        with open(path, "w") as f:
+            json.dump({"version": 3, "endpoints": [], "extra_config": {
+                "busgw/central": {"state_dir": folder, "fleet_file": fleet}}}, f)
+        code, out, err = run(["check", "-c", path])
+        self.assertEqual(code, 0, err)
+        self.assertIn("central: 2 bus(es) in the fleet, 2 without a key", out)
 
     def test_three_mistakes(self):
         """Three different mistakes are all printed with their paths; exit 1."""
