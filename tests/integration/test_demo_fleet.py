@@ -10,73 +10,18 @@ import os
 import re
 import signal
 import sys
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import ProcessProtocol
 from twisted.trial.unittest import TestCase
 
-from busd.demo.fleet import FleetOptions, start_fleet
-from busd.demo.fleet_config import FleetPorts
+from busd.demo.fleet import start_fleet
+from tests.integration._demo_fleet import ETC as _ETC
+from tests.integration._demo_fleet import Watch as _Watch
+from tests.integration._demo_fleet import fleet_options
 from tests.integration._util import client
-
-_ETC = os.path.join(os.path.dirname(__file__), "..", "..", "etc")
-#: Bound on each wait: a broken fleet fails the test instead of hanging it.
-_WAIT_S = 30.0
-
-
-def fast_central(path: str) -> str:
-    """etc/central.json with a poll fast enough for a test; its path."""
-    with open(os.path.join(_ETC, "central.json")) as handle:
-        raw = json.load(handle)
-    poll = raw["extra_config"]["busgw/central"]["poll"]
-    poll.update(
-        interval="100ms",
-        timeout="1s",
-        jitter=0,
-        backoff_max="200ms",
-        stale_after="1s",
-        offline_after="2s",
-    )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as handle:
-        json.dump(raw, handle)
-    return path
-
-
-class _Watch:
-    """The state of every bus as the central's poller publishes it (its
-    ``"bus"`` messages on the role's hub); :meth:`until` fires once a
-    condition on those states holds."""
-
-    def __init__(self, role: Any):
-        self.states: Dict[str, str] = {
-            s["id"]: s["state"] for s in role.state.summaries()
-        }
-        self._waiting: List[Tuple[Callable[[Dict[str, str]], bool], Deferred]] = []
-        hub = role.hub
-        publish = hub.publish
-
-        def watched(kind: str, data: Any) -> None:
-            if kind == "bus":
-                self.states[data["id"]] = data["state"]
-                for waiter in list(self._waiting):
-                    if waiter[0](self.states):
-                        self._waiting.remove(waiter)
-                        waiter[1].callback(dict(self.states))
-            publish(kind, data)
-
-        hub.publish = watched
-
-    def until(self, condition: Callable[[Dict[str, str]], bool]) -> Deferred:
-        if condition(self.states):
-            d: Deferred = Deferred()
-            d.callback(dict(self.states))
-            return d
-        d = Deferred()
-        self._waiting.append((condition, d))
-        return d.addTimeout(_WAIT_S, reactor)
 
 
 class DemoFleetTests(TestCase):
@@ -85,14 +30,7 @@ class DemoFleetTests(TestCase):
     @inlineCallbacks
     def setUp(self):
         state = os.path.abspath(self.mktemp())
-        options = FleetOptions(
-            buses=2,
-            bus_config=os.path.join(_ETC, "busgw.json"),
-            central_config=fast_central(os.path.join(state, "central.json")),
-            state_dir=state,
-            ports=FleetPorts(central=0, control=0, bus=0, devices=0),
-        )
-        self.fleet = yield start_fleet(reactor, options)
+        self.fleet = yield start_fleet(reactor, fleet_options(state, buses=2))
         self.addCleanup(self.fleet.stop)
         self.watch = _Watch(self.fleet.central_role)
         self.http = client(self)
