@@ -18,7 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from busd.bus._sql import StoreUnavailable, Transaction
 from busd.central.events_schema import SEVERITY_RANK, IncomingEvent
@@ -117,11 +117,12 @@ class EventDB:
 
     def insert(
         self, batch: Sequence[Tuple[IncomingEvent, Sequence[str]]], now: float
-    ) -> Tuple[List[Tuple[str, Optional[Row]]], int]:
+    ) -> Tuple[List[Tuple[str, Optional[Row]]], Dict[str, int]]:
         """Store each event with a pending delivery per webhook named with
-        it, in one transaction. Returns each event's outcome (NEW with its
-        row, DUPLICATE or CONFLICT with the stored row) and how many
-        deliveries pruning dropped."""
+        it (a NEW event gets one row per distinct URL), in one transaction.
+        Returns each event's outcome (NEW with its row, DUPLICATE or
+        CONFLICT with the stored row) and the deliveries pruning dropped,
+        per webhook URL (so the reactor side can keep an exact count)."""
         counted = self.count
         try:
             return self._insert(batch, now)
@@ -135,7 +136,7 @@ class EventDB:
         self,
         batch: Sequence[Tuple[IncomingEvent, Sequence[str]]],
         now: float,
-    ) -> Tuple[List[Tuple[str, Optional[Row]]], int]:
+    ) -> Tuple[List[Tuple[str, Optional[Row]]], Dict[str, int]]:
         outcomes: List[Tuple[str, Optional[Row]]] = []
         with self._transaction() as db:
             for event, hooks in batch:
@@ -171,19 +172,22 @@ class EventDB:
             dropped = self._prune(db)
         return outcomes, dropped
 
-    def _prune(self, db: sqlite3.Connection) -> int:
+    def _prune(self, db: sqlite3.Connection) -> Dict[str, int]:
         excess = self.count - self.max_events
         if excess <= 0:
-            return 0
+            return {}
         (last,) = db.execute(
             "SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET ?", (excess - 1,)
         ).fetchone()
         db.execute("DELETE FROM events WHERE seq <= ?", (last,))
         dropped = db.execute(
-            "DELETE FROM deliveries WHERE event_seq <= ?", (last,)
-        ).rowcount
+            "SELECT hook, count(*) FROM deliveries WHERE event_seq <= ?"
+            " GROUP BY hook",
+            (last,),
+        ).fetchall()
+        db.execute("DELETE FROM deliveries WHERE event_seq <= ?", (last,))
         self.count -= excess
-        return int(dropped)
+        return {str(hook): int(n) for hook, n in dropped}
 
     def list(self, query: EventQuery) -> List[Row]:
         """The events matching ``query``, in its order, at most its limit."""
@@ -238,13 +242,22 @@ class EventDB:
                 (attempts, due, error, hook, seq),
             )
 
-    def finish(self, hook: str, seq: int) -> None:
-        """The delivery is over (delivered, or given up)."""
+    def finish(self, hook: str, seq: int) -> int:
+        """The delivery is over (delivered, or given up): the rows deleted,
+        0 when pruning dropped it while it was being tried."""
         with self._transaction() as db:
-            db.execute(
-                "DELETE FROM deliveries WHERE hook = ? AND event_seq = ?",
-                (hook, seq),
+            return int(
+                db.execute(
+                    "DELETE FROM deliveries WHERE hook = ? AND event_seq = ?",
+                    (hook, seq),
+                ).rowcount
             )
+
+    def pending_by_hook(self) -> Dict[str, int]:
+        """The deliveries still pending, per webhook URL (configured or
+        not: a URL removed from the config keeps its rows)."""
+        sql = "SELECT hook, count(*) AS n FROM deliveries GROUP BY hook"
+        return {r["hook"]: int(r["n"]) for r in self._rows(sql)}
 
     # -- helpers ------------------------------------------------------------
 

@@ -6,12 +6,18 @@ pool, so calls are serial and never block the reactor; in unit tests a
 synchronous runner). Adds are *group committed*: events arriving while a
 write is on disk wait and go together in the next transaction (one fsync
 for all), and each caller's Deferred fires only after that commit.
+
+The store also keeps its ``counter`` (the webhooks) told of the pending
+deliveries per webhook URL, from the results of the calls that change
+them (open, insert with its pruning, finish) as each fires on the reactor,
+in the runner's order: so an in-memory count stays equal to the table
+without the reactor ever querying it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorTime
@@ -19,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from busd.central._eventdb import (
+    NEW,
     EventDB,
     EventQuery,
     Row,
@@ -27,13 +34,21 @@ from busd.central._eventdb import (
 )
 from busd.central.events_schema import IncomingEvent
 
-__all__ = ["EventStore", "Runner"]
+__all__ = ["DeliveryCounter", "EventStore", "Runner"]
 
 _log = Logger()
 Runner = Callable[..., "Deferred[Any]"]
 #: Most events written in one transaction.
 _GROUP = 256
 _Item = Tuple[IncomingEvent, Sequence[str], "Deferred[Tuple[str, Optional[Row]]]"]
+
+
+class DeliveryCounter(Protocol):
+    def counted(self, pending: Mapping[str, int]) -> None:
+        """The database (re)opened with ``pending`` deliveries per URL."""
+
+    def changed(self, delta: Mapping[str, int]) -> None:
+        """A commit added (> 0) or removed (< 0) deliveries per URL."""
 
 
 class EventStore:
@@ -47,6 +62,8 @@ class EventStore:
         self._writing = False
         self._closed = False
         self._opened = False
+        #: Told of every change to the pending deliveries (None: nobody).
+        self.counter: Optional[DeliveryCounter] = None
 
     @property
     def path(self) -> str:
@@ -55,11 +72,13 @@ class EventStore:
     def open(self) -> "Deferred[int]":
         """Open the database; fires with the deliveries pending from
         before (a failure is retried by the next call)."""
-        d = self._run(self.db.open)
+        d = self._run(_open, self.db)
 
-        def opened(pending: int) -> int:
+        def opened(pending: Dict[str, int]) -> int:
             self._opened = True
-            return pending
+            if self.counter is not None:
+                self.counter.counted(pending)
+            return sum(pending.values())
 
         return d.addCallback(opened)
 
@@ -71,7 +90,8 @@ class EventStore:
         if self._closed:
             return fail(StoreUnavailable("the event store is stopping"))
         d: Deferred[Tuple[str, Optional[Row]]] = Deferred()
-        self._queue.append((event, tuple(hooks), d))
+        # One row per URL: the count of NEW rows must match the table.
+        self._queue.append((event, tuple(dict.fromkeys(hooks)), d))
         self._write()
         return d
 
@@ -96,8 +116,16 @@ class EventStore:
             _log.warn(
                 "event store full: {count} webhook deliveries of pruned"
                 " events dropped",
-                count=dropped,
+                count=sum(dropped.values()),
             )
+        delta = {hook: -n for hook, n in dropped.items()}
+        for (_, hooks, _), (outcome, _) in zip(batch, outcomes):
+            if outcome == NEW:
+                for hook in hooks:
+                    delta[hook] = delta.get(hook, 0) + 1
+        if self.counter is not None and delta:
+            # Before the callbacks: a stored event is never seen uncounted.
+            self.counter.changed(delta)
         for (_, _, d), outcome in zip(batch, outcomes):
             d.callback(outcome)
 
@@ -138,8 +166,14 @@ class EventStore:
     ) -> "Deferred[None]":
         return self._call(self.db.retry, hook, seq, attempts, due, error)
 
-    def finish(self, hook: str, seq: int) -> "Deferred[None]":
-        return self._call(self.db.finish, hook, seq)
+    def finish(self, hook: str, seq: int) -> "Deferred[int]":
+        """End a delivery; fires with the rows deleted (0: pruned already)."""
+        return self._call(self.db.finish, hook, seq).addCallback(self._finished, hook)
+
+    def _finished(self, deleted: int, hook: str) -> int:
+        if deleted and self.counter is not None:
+            self.counter.changed({hook: -deleted})
+        return deleted
 
     def run(self, fn: Callable[..., Any], *args: Any) -> "Deferred[Any]":
         """Run other blocking work (reading a bus key file) on the same
@@ -162,13 +196,21 @@ class EventStore:
         if not self._opened:
             # A database that did not open at start is tried again first
             # (the disk may be back); the runner is serial.
-            self._run(self.db.open).addCallbacks(self._reopened, lambda f: None)
+            self._run(_open, self.db).addCallbacks(self._reopened, lambda f: None)
         return self._run(fn, *args)
 
-    def _reopened(self, _: Any) -> None:
+    def _reopened(self, pending: Dict[str, int]) -> None:
         if not self._opened:
             self._opened = True
             _log.info("event store {path} is open", path=self.db.path)
+            if self.counter is not None:
+                self.counter.counted(pending)
+
+
+def _open(db: EventDB) -> Dict[str, int]:
+    """Open ``db`` (on the worker): its pending deliveries per URL."""
+    db.open()
+    return db.pending_by_hook()
 
 
 def _list_body(db: Any, query: EventQuery) -> bytes:

@@ -98,6 +98,7 @@ class EventsPart:
             metrics=self._metrics,
         )
         self.webhooks.configure(config.webhooks)
+        self.store.counter = self.webhooks
         self._key_errors: Dict[str, str] = {}
         role.events = self
 
@@ -117,7 +118,6 @@ class EventsPart:
         self.webhooks.start()
 
     def _opened(self, pending: int) -> None:
-        self.webhooks.pending = pending
         _log.info(
             "central events: {path} open, {pending} webhook deliveries pending",
             path=self._path,
@@ -257,7 +257,7 @@ class EventsPart:
         if hub is not None and row is not None:
             hub.publish("event", event_json(row))
         if hooks:
-            self.webhooks.wake(len(hooks))
+            self.webhooks.wake()
         return answer(request, 201, {"id": event.id, "stored": True})
 
     def _key_unusable(self, path: str, reason: str) -> None:

@@ -178,8 +178,8 @@ class _FleetCollector(Collector):
             ),
             GaugeMetricFamily(
                 "busgw_central_webhook_pending",
-                "Webhook deliveries not yet done (counted in memory from"
-                " the store's count at start).",
+                "Webhook deliveries to the configured URLs not yet done"
+                " (counted in memory from what the store commits).",
             ),
             GaugeMetricFamily(
                 "busgw_central_stream_subscribers",

@@ -15,13 +15,19 @@ after the n-th failure, until ``give_up_after`` seconds after the event
 arrived: then the delivery is dropped and logged as an error. Webhooks
 are identified by their URL (a reload keeps the pending deliveries of a
 URL still configured).
+
+:attr:`Webhooks.pending` (the ``busgw_central_webhook_pending`` gauge):
+the stored deliveries to the *configured* URLs, the ones that will be
+tried (a removed URL's rows stay, and count again if it comes back). Kept
+in memory per URL from what the store reports as its calls commit, so a
+scrape never queries the database.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -64,12 +70,9 @@ class Webhooks:
         self._store = store
         #: busd.central.metrics.CentralMetrics (None: nothing counted).
         self.metrics = metrics
-        #: Deliveries not yet done: the store's count when it opened, plus
-        #: those of events stored since, minus those ended (delivered or
-        #: given up). Kept in memory so a metrics scrape needs no query;
-        #: deliveries dropped when a full store prunes old events are
-        #: not subtracted.
-        self.pending = 0
+        #: The deliveries in the store per URL, configured or not (see
+        #: the module docstring), as the store reports them.
+        self._rows: Dict[str, int] = {}
         self._client = client
         self._clock = clock
         self._rng = rng or random.Random()
@@ -91,6 +94,24 @@ class Webhooks:
                     courier.wake()
             courier.config = config
 
+    @property
+    def pending(self) -> int:
+        """Deliveries to the configured webhooks not yet done."""
+        return sum(self._rows.get(url, 0) for url in self._couriers)
+
+    def counted(self, pending: Mapping[str, int]) -> None:
+        """The store opened with ``pending`` deliveries per URL."""
+        self._rows = {url: n for url, n in pending.items() if n}
+
+    def changed(self, delta: Mapping[str, int]) -> None:
+        """A commit added (> 0) or removed (< 0) deliveries per URL."""
+        for url, n in delta.items():
+            left = self._rows.get(url, 0) + n
+            if left > 0:
+                self._rows[url] = left
+            else:
+                self._rows.pop(url, None)
+
     def hooks_for(self, event: IncomingEvent) -> List[str]:
         """The webhook URLs ``event`` must be delivered to."""
         return [c.url for c in self._configs if matches(c, event)]
@@ -99,18 +120,15 @@ class Webhooks:
         self._running = True
         self.wake()
 
-    def wake(self, added: int = 0) -> None:
-        """New deliveries are stored (``added`` of them): idle couriers
-        look for them."""
-        self.pending += added
+    def wake(self) -> None:
+        """New deliveries are stored: idle couriers look for them."""
         if self._running:
             for courier in self._couriers.values():
                 courier.wake()
 
     def ended(self, result: str) -> None:
-        """One delivery attempt's ``result`` (delivered, retried, gave_up)."""
-        if result != "retried":
-            self.pending = max(0, self.pending - 1)
+        """One delivery attempt's ``result`` (delivered, retried, gave_up);
+        the pending count follows the store's finish, not this."""
         if self.metrics is not None:
             self.metrics.webhook(result)
 

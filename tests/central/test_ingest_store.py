@@ -62,7 +62,7 @@ class EventDBTests(SynchronousTestCase):
         outcomes, dropped = self.db.insert(
             [(incoming("e4"), ()), (incoming("e5"), ()), (incoming("e6"), ())], 100.0
         )
-        self.assertEqual(dropped, 2)
+        self.assertEqual(dropped, {"http://hook": 2})
         self.assertEqual(self.ids(ascending=True), ["e2", "e3", "e4", "e5", "e6"])
         self.assertEqual(self.db.next_delivery("http://hook")["id"], "e2")
 

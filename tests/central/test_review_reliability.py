@@ -89,7 +89,7 @@ class EventCountTests(SynchronousTestCase):
         # Space again: the store recovers and keeps its max_events.
         self.db._db.execute("PRAGMA max_page_count = 1073741823")
         outcomes, dropped = self.db.insert([(_incoming("e4"), ())], 3.0)
-        self.assertEqual(([o for o, _ in outcomes], dropped), ([NEW], 0))
+        self.assertEqual(([o for o, _ in outcomes], dropped), ([NEW], {}))
         self.assertEqual(self.ids(), ["e1", "e2", "e4"])
 
 
