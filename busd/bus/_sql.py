@@ -3,12 +3,15 @@ one error every storage fault becomes (:class:`StoreUnavailable`)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from typing import Any, Optional, Sequence
 
 import attrs
 
 __all__ = [
+    "hold_lock",
     "SCHEMA",
     "HELD",
     "COUNTS",
@@ -59,6 +62,20 @@ COLUMNS = (
 class StoreUnavailable(Exception):
     """The database cannot be opened or written (read-only or full disk,
     missing directory, corrupt file); the message says why."""
+
+
+def hold_lock(path: str, busy: str) -> int:
+    """Take an exclusive lock on ``path`` (made 0600) and return the
+    descriptor that holds it: closing it releases the lock, and the kernel
+    drops it when the process dies, even by SIGKILL. Raises
+    :class:`StoreUnavailable` (``busy``) when another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreUnavailable(busy) from None
+    return fd
 
 
 @attrs.frozen

@@ -17,7 +17,7 @@ import json
 import re
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import attrs
 
@@ -33,6 +33,8 @@ __all__ = [
     "rfc3339",
     "new_id",
     "event_json",
+    "kind_and_severity",
+    "string_field",
 ]
 
 SEVERITIES = ("info", "warning", "critical")
@@ -117,19 +119,8 @@ def _check(raw: Mapping[str, Any]) -> NewEvent:
     for key in _REQUIRED:
         if raw.get(key) is None:
             raise EventInvalid(key, "missing required field")
-    kind = _string(raw, "kind")
-    if not KIND_PATTERN.fullmatch(kind):
-        raise EventInvalid(
-            "kind",
-            "expected 1-64 letters, digits or . _ : - (first a letter or digit)",
-        )
-    severity = _string(raw, "severity")
-    if severity not in SEVERITIES:
-        raise EventInvalid(
-            "severity",
-            f"expected one of {', '.join(SEVERITIES)}, got {json.dumps(severity)}",
-        )
-    occurred_at = _string(raw, "occurred_at")
+    kind, severity = kind_and_severity(raw)
+    occurred_at = string_field(raw, "occurred_at")
     _check_time(occurred_at)
     data = raw.get("data", {})
     if data is None:
@@ -138,7 +129,7 @@ def _check(raw: Mapping[str, Any]) -> NewEvent:
         raise EventInvalid("data", f"expected an object, got {_kind(data)}")
     event_id: Optional[str] = None
     if raw.get("id") is not None:
-        event_id = _string(raw, "id")
+        event_id = string_field(raw, "id")
         if not ID_PATTERN.fullmatch(event_id):
             raise EventInvalid(
                 "id",
@@ -174,7 +165,26 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _string(raw: Mapping[str, Any], key: str) -> str:
+def kind_and_severity(raw: Mapping[str, Any]) -> Tuple[str, str]:
+    """An event's ``kind`` and ``severity`` (both present), checked as the
+    bus and the central both check them; raises :class:`EventInvalid`."""
+    kind = string_field(raw, "kind")
+    if not KIND_PATTERN.fullmatch(kind):
+        raise EventInvalid(
+            "kind",
+            "expected 1-64 letters, digits or . _ : - (first a letter or digit)",
+        )
+    severity = string_field(raw, "severity")
+    if severity not in SEVERITIES:
+        raise EventInvalid(
+            "severity",
+            f"expected one of {', '.join(SEVERITIES)}, got {json.dumps(severity)}",
+        )
+    return kind, severity
+
+
+def string_field(raw: Mapping[str, Any], key: str) -> str:
+    """``raw[key]`` (present), which must be a string."""
     value = raw[key]
     if not isinstance(value, str):
         raise EventInvalid(key, f"expected a string, got {_kind(value)}")

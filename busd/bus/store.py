@@ -19,7 +19,6 @@ The bounds and the full policy (README "Events"):
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -32,6 +31,7 @@ from busd.bus._sql import (
     Counts,
     StoreUnavailable,
     Transaction,
+    hold_lock,
 )
 from busd.bus.event import NewEvent
 from busd.config._bus import OutboxConfig
@@ -122,19 +122,10 @@ class Store:
         the process dies, even by SIGKILL."""
         if self._lock_fd is not None:
             return
-        fd = os.open(
+        self._lock_fd = hold_lock(
             os.path.join(self._dir, "outbox.lock"),
-            os.O_RDWR | os.O_CREAT,
-            0o600,
+            f"another process uses the outbox in {self._dir}",
         )
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise StoreUnavailable(
-                f"another process uses the outbox in {self._dir}"
-            ) from None
-        self._lock_fd = fd
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:

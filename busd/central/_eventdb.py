@@ -15,12 +15,11 @@ delivery still pending for them (logged by the caller).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from busd.bus._sql import StoreUnavailable, Transaction
+from busd.bus._sql import StoreUnavailable, Transaction, hold_lock
 from busd.central.events_schema import SEVERITY_RANK, IncomingEvent
 from busd.central.events_sql import (
     COLUMNS,
@@ -92,15 +91,10 @@ class EventDB:
         deliver its webhooks."""
         if self._lock_fd is not None:
             return
-        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise StoreUnavailable(
-                f"another process uses the event database {self.path}"
-            ) from None
-        self._lock_fd = fd
+        self._lock_fd = hold_lock(
+            self.path + ".lock",
+            f"another process uses the event database {self.path}",
+        )
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:

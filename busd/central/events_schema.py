@@ -21,7 +21,7 @@ from typing import Any, Mapping, Optional
 
 import attrs
 
-from busd.bus.event import KIND_PATTERN, SEVERITIES, EventInvalid
+from busd.bus.event import SEVERITIES, EventInvalid, kind_and_severity
 from busd.config._bus import ID_PATTERN
 
 __all__ = [
@@ -118,18 +118,8 @@ def _check(raw: Mapping[str, Any]) -> IncomingEvent:
             "expected 1-128 letters, digits or . _ : - (first a letter or digit)",
         )
     bus = _string(raw, "bus")
-    kind = _string(raw, "kind")
-    if not KIND_PATTERN.fullmatch(kind):
-        raise EventInvalid(
-            "kind",
-            "expected 1-64 letters, digits or . _ : - (first a letter or digit)",
-        )
-    severity = _string(raw, "severity")
-    if severity not in SEVERITY_RANK:
-        raise EventInvalid(
-            "severity",
-            f"expected one of {', '.join(SEVERITIES)}, got {json.dumps(severity)}",
-        )
+    # The same rules as the bus's own check (busd.bus.event).
+    kind, severity = kind_and_severity(raw)
     occurred_at = _time(raw, "occurred_at")
     received = _time(raw, "received_at") if raw.get("received_at") else None
     seq = raw.get("seq")
