@@ -20,6 +20,7 @@ from busd.config._bus_events import (
     EventsConfig,
     read_events,
 )
+from busd.config._busfields import read_signing_key
 from busd.config._syntax import q
 from busd.config._walk import Node
 
@@ -138,7 +139,6 @@ def read_bus(
 def _central(node: Optional[Node], bus_id: str) -> Optional[CentralConfig]:
     if node is None:
         return None
-    from busd.auth.sign import KID_PATTERN, load_private_key
 
     url = node.string("url", required="the central's base URL")
     insecure = node.boolean("allow_http")
@@ -152,28 +152,7 @@ def _central(node: Optional[Node], bus_id: str) -> Optional[CentralConfig]:
             "must be https:// (set allow_http: true to allow http)",
         )
         url = ""
-    key = node.string("key", required="the bus's private key (PEM file)")
-    generate = node.boolean("generate_key")
-    if key:
-        key = os.path.abspath(key)
-        if os.path.exists(key) or not generate:
-            try:
-                load_private_key(key)
-            except ValueError as exc:
-                hint = (
-                    ""
-                    if os.path.exists(key)
-                    else (
-                        " (make one with busgw keys generate, or set generate_key)"
-                    )
-                )
-                node.report.error(node.at("key"), f"{exc}{hint}")
-    kid = node.string("kid", bus_id)
-    if kid and not KID_PATTERN.fullmatch(kid):
-        node.report.error(
-            node.at("kid"), f"invalid kid {q(kid)} (letters, digits, . _ -)"
-        )
-        kid = ""
+    key, generate, kid = read_signing_key(node, "the bus's", kid_default=bus_id)
     config = CentralConfig(
         url=url,
         events_url=url.rstrip("/") + "/events",

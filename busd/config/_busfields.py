@@ -15,7 +15,13 @@ from busd.config.durations import parse_duration
 if TYPE_CHECKING:  # model.py imports this module
     from busd.config.model import EndpointConfig
 
-__all__ = ["own_path_problem", "under", "positive_duration", "read_http_url"]
+__all__ = [
+    "own_path_problem",
+    "under",
+    "positive_duration",
+    "read_http_url",
+    "read_signing_key",
+]
 
 
 def under(path: str, prefix: str) -> bool:
@@ -93,3 +99,38 @@ def read_http_url(node: Node, key: str, *, required: bool = False) -> str:
         node.report.error(node.at(key), f"expected {hint}, got {q(url)}")
         return ""
     return url
+
+
+def read_signing_key(
+    node: Node, whose: str, kid_default: str = "", kid_required: str = ""
+) -> "tuple[str, bool, str]":
+    """``key`` (a private PEM, made absolute), ``generate_key`` and ``kid``
+    of a block that signs tokens (the bus's ``central``, the central's
+    ``signing``): an existing key must load, and a missing one is an error
+    unless ``generate_key``. Returns ``("", ...)`` / ``kid=""`` for bad
+    values (reported)."""
+    import os
+
+    from busd.auth.sign import KID_PATTERN, load_private_key
+
+    key = node.string("key", required=f"{whose} private key (PEM file)")
+    generate = node.boolean("generate_key")
+    if key:
+        key = os.path.abspath(key)
+        if os.path.exists(key) or not generate:
+            try:
+                load_private_key(key)
+            except ValueError as exc:
+                hint = (
+                    ""
+                    if os.path.exists(key)
+                    else " (make one with busgw keys generate, or set generate_key)"
+                )
+                node.report.error(node.at("key"), f"{exc}{hint}")
+    kid = node.string("kid", kid_default, required=kid_required)
+    if kid and not KID_PATTERN.fullmatch(kid):
+        node.report.error(
+            node.at("kid"), f"invalid kid {q(kid)} (letters, digits, . _ -)"
+        )
+        kid = ""
+    return key, generate, kid

@@ -8,7 +8,12 @@ import os
 import re
 from typing import TYPE_CHECKING, Iterable, List, Optional, Sequence, Tuple
 
-from busd.config._busfields import own_path_problem, positive_duration, read_http_url
+from busd.config._busfields import (
+    own_path_problem,
+    positive_duration,
+    read_http_url,
+    read_signing_key,
+)
 from busd.config._central import (
     RESERVED_NAMES,
     CentralEventsConfig,
@@ -225,22 +230,11 @@ def _values(
 def _signing(node: Optional[Node], state_dir: str) -> Optional[SigningConfig]:
     if node is None:
         return None
-    from busd.auth.sign import KID_PATTERN, load_private_key
-
-    key = node.string("key", required="the central's private key (PEM file)")
-    generate = node.boolean("generate_key")
-    if key:
-        key = os.path.abspath(key)
-        if os.path.exists(key) or not generate:
-            try:
-                load_private_key(key)
-            except ValueError as exc:
-                hint = "" if os.path.exists(key) else " (busgw keys generate, or set generate_key)"
-                node.report.error(node.at("key"), f"{exc}{hint}")
-    kid = node.string("kid", required='the key id the buses know, e.g. "central-2026"')
-    if kid and not KID_PATTERN.fullmatch(kid):
-        node.report.error(node.at("kid"), f"invalid kid {q(kid)} (letters, digits, . _ -)")
-        kid = ""
+    key, generate, kid = read_signing_key(
+        node,
+        "the central's",
+        kid_required='the key id the buses know, e.g. "central-2026"',
+    )
     d = SigningConfig(key="", kid="")
     audience = node.string("audience", d.audience) or d.audience
     if "{id}" not in audience:
