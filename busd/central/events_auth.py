@@ -38,6 +38,7 @@ from busd.auth.verify import (
 __all__ = ["BusKeys", "KeyCache", "KeyFileError", "verify_bus_token"]
 
 _CURVES = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
+_CURVE_OF = {alg: crv for crv, alg in _CURVES.items()}
 _EC_ALGS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 
@@ -157,7 +158,7 @@ def _from_pem(raw: bytes, path: str) -> BusKeys:
     crv: Optional[str] = None
     if isinstance(public, ec.EllipticCurvePublicKey):
         alg = _EC_ALGS.get(public.curve.name, "")
-        kty, crv = "EC", {v: k for k, v in _CURVES.items()}.get(alg)
+        kty, crv = "EC", _CURVE_OF.get(alg)
     elif isinstance(public, ed25519.Ed25519PublicKey):
         alg, kty, crv = "EdDSA", "OKP", "Ed25519"
     elif isinstance(public, ed448.Ed448PublicKey):

@@ -14,7 +14,8 @@ was seen less than ``poll.stale_after`` ago, ``stale`` until
 seen). Everything else a summary holds is built once per round, so
 ``fleet_health()`` for 1,000 buses is one pass over prepared dicts.
 
-Summaries share their lists and dicts with this cache: read-only.
+Summaries share their lists and dicts with this cache: read-only. Each
+bus's record and how a round changes it: :mod:`busd.central._bus`.
 """
 
 from __future__ import annotations
@@ -24,66 +25,13 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from twisted.internet.interfaces import IReactorTime
 
 from busd.bus.event import rfc3339
-from busd.central._answers import (
-    HEALTH,
-    LEVELS,
-    Answer,
-    Fetch,
-    pick,
-    read_health,
-)
+from busd.central._answers import HEALTH, LEVELS, Answer
+from busd.central._bus import BusRecord, Summary
 from busd.config._central import BusEntry, CentralRoleConfig
 
 __all__ = ["STATES", "LEVELS", "HEALTH", "Answer", "FleetState"]
 
 STATES = ("online", "stale", "offline", "unknown")
-_Summary = Dict[str, Any]
-
-
-class _Bus:
-    """One bus's record; ``static`` is its summary but for the parts that
-    depend on the time (``state``, ``age_s``)."""
-
-    def __init__(self, entry: BusEntry):
-        self.entry = entry
-        self.data: Dict[str, Fetch] = {}
-        self.errors: Dict[str, str] = {}
-        self.health: Optional[Fetch] = None
-        self.level = "unknown"
-        self.failing: List[Dict[str, Any]] = []
-        self.values: Dict[str, Any] = {}
-        self.last_error: Optional[str] = None
-        self.latency_ms: Optional[float] = None
-        self.last_seen: Optional[float] = None
-        self.failures = 0
-        self.polled = False
-        #: What was last reported by take_change (None: never).
-        self.published: Optional[Tuple[Any, ...]] = None
-        self.static: _Summary = {}
-        self._judged: Optional[Tuple[Any, ...]] = None
-        self.refresh()
-
-    def refresh(self) -> bool:
-        """Rebuild ``static``; True when the level, failing checks or
-        polled-ness changed (what ``/fleet/health``'s cache must see at
-        once)."""
-        judged = (self.polled, self.level, self.failing)
-        changed = judged != self._judged
-        self._judged = judged
-        seen = self.last_seen
-        self.static = {
-            "id": self.entry.id,
-            "labels": dict(self.entry.labels),
-            "state": "unknown",
-            "level": self.level,
-            "failing": self.failing,
-            "last_seen": None if seen is None else rfc3339(seen),
-            "age_s": None,
-            "latency_ms": self.latency_ms,
-            "last_error": self.last_error,
-            "values": self.values,
-        }
-        return changed
 
 
 class FleetState:
@@ -92,8 +40,8 @@ class FleetState:
     def __init__(self, config: CentralRoleConfig, clock: IReactorTime):
         self._clock = clock
         self._config = config
-        self._buses: Dict[str, _Bus] = {}
-        self._order: List[_Bus] = []
+        self._buses: Dict[str, BusRecord] = {}
+        self._order: List[BusRecord] = []
         #: Bumped when a bus's level or failing checks change, or the
         #: fleet does (see :meth:`health_key`).
         self.version = 0
@@ -116,10 +64,10 @@ class FleetState:
         for bus_id, entry in wanted.items():
             bus = self._buses.get(bus_id)
             if bus is None:
-                self._buses[bus_id] = _Bus(entry)
+                self._buses[bus_id] = BusRecord(entry)
             else:
                 bus.entry = entry
-                bus.values = self._values(bus)  # poll.values may differ
+                bus.values = bus.pick_values(config.poll)  # may differ
                 bus.refresh()
         self._order = [self._buses[i] for i in sorted(self._buses)]
         self.version += 1
@@ -156,40 +104,8 @@ class FleetState:
         bus = self._buses.get(bus_id)
         if bus is None:
             return  # removed by a reload while its round ran
-        bus.polled = True
-        seen = False
-        errors: List[str] = []
-        if health is not None:
-            judged = read_health(health.data) if health.error is None else None
-            if judged is not None and health.status is not None:
-                seen = True
-                bus.health = Fetch(health.data, finished, health.status)
-                bus.level, bus.failing = judged
-                bus.errors.pop(HEALTH, None)
-            else:
-                error = health.error or "not a health answer"
-                bus.errors[HEALTH] = error
-                errors.append(f"{HEALTH}: {error}")
-        for name, answer in answers.items():
-            if answer.error is None and answer.status is not None:
-                seen = True
-                bus.data[name] = Fetch(answer.data, finished, answer.status)
-                bus.errors.pop(name, None)
-            else:
-                bus.errors[name] = answer.error or "no answer"
-                errors.append(f"{name}: {bus.errors[name]}")
-        if seen:
-            bus.last_seen = finished
-            bus.failures = 0
-            bus.latency_ms = round((finished - started) * 1000.0, 1)
-            if health is None:
-                bus.level, bus.failing = "ok", []
-            elif HEALTH in bus.errors:
-                bus.level, bus.failing = "unknown", []
-        else:
-            bus.failures += 1
-        bus.last_error = "; ".join(errors) or None
-        bus.values = self._values(bus)
+        bus.record(started, finished, health, answers)
+        bus.values = bus.pick_values(self._config.poll)
         if bus.refresh():
             self.version += 1
 
@@ -199,53 +115,31 @@ class FleetState:
         bus = self._buses.get(bus_id)
         if bus is None:
             return
-        bus.polled = True
-        bus.failures += 1
-        bus.last_error = error
+        bus.record_error(error)
         if bus.refresh():
             self.version += 1
 
-    def _values(self, bus: _Bus) -> Dict[str, Any]:
-        out: Dict[str, Any] = {}
-        for label, path in self._config.poll.values:
-            name, *rest = path.split(".")
-            got = bus.health if name == HEALTH else bus.data.get(name)
-            out[label] = None if got is None else pick(got.data, rest)
-        return out
-
     # -- reading -------------------------------------------------------
 
-    def _state(self, bus: _Bus, now: float) -> str:
-        if not bus.polled:
-            return "unknown"
-        if bus.last_seen is None:
-            return "offline"
-        age = now - bus.last_seen
-        poll = self._config.poll
-        if age < poll.stale_after:
-            return "online"
-        return "stale" if age < poll.offline_after else "offline"
+    def _state(self, bus: BusRecord, now: float) -> str:
+        return bus.state(now, self._config.poll)
 
-    def _summary(self, bus: _Bus, now: float) -> _Summary:
-        out = dict(bus.static)
-        out["state"] = self._state(bus, now)
-        if bus.last_seen is not None:
-            out["age_s"] = round(now - bus.last_seen, 3)
-        return out
+    def _summary(self, bus: BusRecord, now: float) -> Summary:
+        return bus.summary(now, self._config.poll)
 
     def state(self, bus_id: str) -> Optional[str]:
         """The bus's state now (None for an unknown id)."""
         bus = self._buses.get(bus_id)
         return None if bus is None else self._state(bus, self._clock.seconds())
 
-    def summary(self, bus_id: str) -> Optional[_Summary]:
+    def summary(self, bus_id: str) -> Optional[Summary]:
         """The bus summary (the shared contract), None for an unknown id."""
         bus = self._buses.get(bus_id)
         return (
             None if bus is None else self._summary(bus, self._clock.seconds())
         )
 
-    def summaries(self) -> List[_Summary]:
+    def summaries(self) -> List[Summary]:
         """Every bus's summary, sorted by id."""
         now = self._clock.seconds()
         return [self._summary(bus, now) for bus in self._order]
@@ -315,19 +209,9 @@ class FleetState:
         out["url"] = bus.entry.url
         out["failures"] = bus.failures
         names = [e.name for e in self._config.poll.endpoints]
-        out["endpoints"] = {n: self._fetched(bus, n, now) for n in names}
+        out["endpoints"] = {n: bus.fetched(n, now) for n in names}
         out["health"] = None if bus.health is None else bus.health.data
         return out
-
-    def _fetched(self, bus: _Bus, name: str, now: float) -> Dict[str, Any]:
-        got = bus.data.get(name)
-        return {
-            "data": None if got is None else got.data,
-            "fetched_at": None if got is None else rfc3339(got.fetched_at),
-            "age_s": None if got is None else round(now - got.fetched_at, 3),
-            "status": None if got is None else got.status,
-            "error": bus.errors.get(name),
-        }
 
     def endpoint(self, name: str) -> Dict[str, Any]:
         """``/fleet/{name}``: the endpoint's last data of every bus that
@@ -352,7 +236,7 @@ class FleetState:
 
     def take_change(
         self, bus_id: str
-    ) -> Optional[Tuple[Optional[str], _Summary]]:
+    ) -> Optional[Tuple[Optional[str], Summary]]:
         """``(previous state, summary)`` if the bus's state, level, failing
         checks or values differ from the last time this was asked (or it
         was never asked), else None: each change is reported once."""
@@ -367,7 +251,7 @@ class FleetState:
         bus.published = key
         return before, self._summary(bus, now)
 
-    def take_changes(self) -> List[Tuple[Optional[str], _Summary]]:
+    def take_changes(self) -> List[Tuple[Optional[str], Summary]]:
         """:meth:`take_change` for every bus, sorted by id."""
         out = []
         for bus in self._order:

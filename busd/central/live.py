@@ -26,6 +26,7 @@ from typing import (
     List,
     Optional,
     Tuple,
+    Union,
 )
 
 import attrs
@@ -40,7 +41,7 @@ from busd.config._fleet_backend import FLEET_SHARE, FleetBackendConfig
 from busd.config.model import EndpointConfig
 from busd.errors import BackendError
 from busd.pipeline.call import make_backend_call
-from busd.pipeline.types import Proxy, ProxyRequest, ProxyResponse
+from busd.pipeline.types import HTTPClient, Proxy, ProxyRequest, ProxyResponse
 
 if TYPE_CHECKING:  # the role imports its parts
     from busd.app import GatewayApp
@@ -98,10 +99,12 @@ class LivePart:
         pass  # every call reads role.fleet when it starts
 
 
-class _BusClient:
+class _BusClient(HTTPClient):
     """The role's client for one bus: the caller's ``Authorization`` is
     replaced by the central's token for that bus (none without
-    ``signing``: never the caller's own credentials)."""
+    ``signing``: never the caller's own credentials). It implements the
+    pipeline's client protocol (:class:`busd.pipeline.types.HTTPClient`),
+    which mypy checks this signature against."""
 
     def __init__(self, role: "CentralRole", bus_id: str):
         self._role = role
@@ -110,7 +113,7 @@ class _BusClient:
     def request(
         self,
         method: str,
-        url: Any,
+        url: Union[str, bytes],
         *,
         headers: Any = None,
         data: Any = None,

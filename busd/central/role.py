@@ -98,15 +98,8 @@ class CentralRole(Service):
         self.parts: List[Part] = []
         for spec in PARTS:
             module, _, factory = spec.partition(":")
-            try:
-                make = getattr(importlib.import_module(module), factory)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:
-                    raise
-                continue  # a part not built (yet)
-            part = make(self)
-            if part is not None:
-                self.parts.append(part)
+            make = getattr(importlib.import_module(module), factory)
+            self.parts.append(make(self))
 
     @property
     def fleet(self) -> Tuple[BusEntry, ...]:

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from twisted.web.iweb import IRequest
 
+from busd.central.fleet import STATES
 from busd.errors import BadRequest, GatewayError
 from busd.guards import route_guard
 
@@ -140,7 +141,7 @@ class FleetRoutes:
         states: Set[str] = set()
         for value in query.pop("state", []):
             states.update(s for s in value.split(",") if s)
-        unknown = states - {"online", "stale", "offline", "unknown"}
+        unknown = states.difference(STATES)
         if unknown:
             raise BadRequest(f"no such state: {', '.join(sorted(unknown))}")
         labels = {k: set(vs) for k, vs in query.items()}

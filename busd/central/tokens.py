@@ -16,7 +16,7 @@ __all__ = ["BusTokens"]
 
 class BusTokens:
     """``token(bus_id)``: the bearer token for a call to that bus;
-    ``headers(bus_id)`` the ``Authorization`` header value as bytes.
+    ``authorization(bus_id)`` the ``Authorization`` header value as bytes.
     Tokens are cached per bus, so polling a large fleet signs each bus's
     token once per ``ttl / 2``, not once per request."""
 

@@ -201,8 +201,7 @@ class _Courier:
         # is made again, and a fixed pause would POST it every second.
         self._crashes += 1
         first = max(1.0, self.config.retry_initial)
-        wait = first * 2 ** min(self._crashes - 1, 62)
-        self._later(min(max(first, self.config.retry_max), wait))
+        self._later(_backoff(first, max(first, self.config.retry_max), self._crashes))
 
     def _later(self, wait: float) -> None:
         self._timer = self.hooks._clock.callLater(max(0.0, wait), self._step)
@@ -240,10 +239,7 @@ class _Courier:
             self.hooks.ended("gave_up")
             self._dirty = True
             return None
-        cap = min(
-            self.config.retry_max,
-            self.config.retry_initial * 2 ** min(attempts - 1, 62),
-        )
+        cap = _backoff(self.config.retry_initial, self.config.retry_max, attempts)
         due = min(now + self.hooks._rng.uniform(0, cap), deadline)
         if attempts == 1:
             _log.warn(
@@ -290,6 +286,11 @@ class _Courier:
         if 200 <= response.code < 300:
             return None
         return f"HTTP {response.code}"
+
+
+def _backoff(first: float, most: float, tries: int) -> float:
+    """``first`` doubled per try after the first, at most ``most``."""
+    return min(most, first * 2 ** min(tries - 1, 62))
 
 
 def _describe(exc: Exception) -> str:
