@@ -1,15 +1,26 @@
 """Readers shared by the bus role's namespaces (``busgw/health``,
 ``busgw/inbound``): the paths they serve beside the config's endpoints
 (checked so they never shadow an endpoint, a built-in path or each
-other), device service URLs and positive durations."""
+other), item names (unique in their list), device service URLs and
+positive durations."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+import re
+from typing import (
+    TYPE_CHECKING,
+    Callable,
+    Iterable,
+    Iterator,
+    Optional,
+    Protocol,
+    Sequence,
+    TypeVar,
+)
 from urllib.parse import urlsplit
 
 from busd.config._syntax import q
-from busd.config._walk import Node
+from busd.config._walk import Node, object_items
 from busd.config.durations import parse_duration
 
 if TYPE_CHECKING:  # model.py imports this module
@@ -18,10 +29,66 @@ if TYPE_CHECKING:  # model.py imports this module
 __all__ = [
     "own_path_problem",
     "under",
+    "read_name",
+    "unique_named",
     "positive_duration",
     "read_http_url",
     "read_signing_key",
 ]
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def read_name(node: Node, example: str) -> str:
+    """The required ``name`` of a list item (a check, a topic): letters,
+    digits, ``.``, ``-``, ``_``; "" when missing or invalid (reported)."""
+    name = node.string("name", required=f"a unique name such as {q(example)}")
+    if name and not _NAME.fullmatch(name):
+        node.report.error(
+            node.at("name"),
+            f"invalid name {q(name)}: use letters, digits, '.', '-', '_'",
+        )
+        return ""
+    return name
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def unique_named(
+    node: Node,
+    key: str,
+    read: Callable[[Node], Optional[_N]],
+    what: str,
+    *,
+    required: str = "",
+) -> Iterator[_N]:
+    """The objects of array ``key`` of ``node``, each read by ``read``
+    (None: unusable, already reported), in order, leaving out one whose
+    ``name`` an earlier kept item has (an error at its ``name``:
+    ``duplicate {what} name``). Lazy: the array is read on the first
+    ``next()``, and each item is read only after the caller has handled
+    the one before, so ``read`` may depend on what the caller kept."""
+    seen: dict[str, int] = {}
+    items = node.array(key, required=required) or []
+    for index, child in object_items(node.report, node.at(key), items):
+        item = read(child)
+        if item is None:
+            continue
+        if item.name in seen:
+            child.report.error(
+                child.at("name"),
+                f"duplicate {what} name {q(item.name)} (first in"
+                f" {key}[{seen[item.name]}])",
+            )
+            continue
+        seen[item.name] = index
+        yield item
 
 
 def under(path: str, prefix: str) -> bool:

@@ -8,7 +8,6 @@ warnings (errors with ``--strict``).
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Tuple
 
 import attrs
@@ -18,9 +17,11 @@ from busd.config._busfields import (
     own_path_problem,
     positive_duration,
     read_http_url,
+    read_name,
+    unique_named,
 )
 from busd.config._syntax import check_dot_path, q
-from busd.config._walk import MISSING, Node, object_items
+from busd.config._walk import MISSING, Node
 
 if TYPE_CHECKING:  # model.py imports this module
     from busd.config.model import EndpointConfig
@@ -44,7 +45,6 @@ KINDS = ("backend", "value", "freshness", "event", "clock")
 LEVELS = ("warning", "critical")
 #: Names the role reports itself; a configured check may not take them.
 BUILTIN_CHECKS = ("outbox",)
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _KEYS = frozenset({"path", "interval", "public", "checks"})
 _COMMON = ("name", "kind", "level")
 _KIND_KEYS = {
@@ -119,27 +119,14 @@ def read_health(
     problem = own_path_problem(path, endpoints, reserved)
     if problem:
         node.report.error(node.at("path"), problem)
-    checks: list[CheckConfig] = []
-    seen: dict[str, int] = {}
-    items = node.array("checks") or []
-    for index, child in object_items(node.report, node.at("checks"), items):
-        check = _read_check(child, endpoints)
-        if check is None:
-            continue
-        if check.name in seen:
-            child.report.error(
-                child.at("name"),
-                f"duplicate check name {q(check.name)} (first in"
-                f" checks[{seen[check.name]}])",
-            )
-            continue
-        seen[check.name] = index
-        checks.append(check)
+    checks = tuple(
+        unique_named(node, "checks", lambda c: _read_check(c, endpoints), "check")
+    )
     config = HealthConfig(
         path=path,
         interval=node.duration("interval", 5.0),
         public=node.boolean("public"),
-        checks=tuple(checks),
+        checks=checks,
     )
     node.finish(_KEYS)
     return config
@@ -149,14 +136,8 @@ def _read_check(
     node: Node, endpoints: Sequence[EndpointConfig]
 ) -> Optional[CheckConfig]:
     """One ``checks[i]``; None when its name or kind is unusable."""
-    name = node.string("name", required='a unique name such as "fuel"')
-    if name and not _NAME.fullmatch(name):
-        node.report.error(
-            node.at("name"),
-            f"invalid name {q(name)}: use letters, digits, '.', '-', '_'",
-        )
-        name = ""
-    elif name in BUILTIN_CHECKS:
+    name = read_name(node, "fuel")
+    if name in BUILTIN_CHECKS:
         node.report.error(
             node.at("name"), f"{q(name)} is the name of a built-in check"
         )

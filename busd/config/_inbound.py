@@ -8,14 +8,17 @@ unknown keys are warnings.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Iterable, Optional, Sequence, Tuple
 
 import attrs
 
-from busd.config._busfields import own_path_problem
+from busd.config._busfields import (
+    own_path_problem,
+    read_name,
+    unique_named,
+)
 from busd.config._syntax import q, sanitize_host
-from busd.config._walk import Node, object_items
+from busd.config._walk import Node
 
 if TYPE_CHECKING:  # model.py imports this module
     from busd.config.model import EndpointConfig
@@ -32,7 +35,6 @@ __all__ = [
 NAMESPACE = "busgw/inbound"
 DEFAULT_MAX_BYTES = 64 * 1024
 _METHODS = ("PUT", "POST")
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _TOPIC_KEYS = (
     "name",
     "path",
@@ -91,21 +93,14 @@ def read_inbound(
         return None
     reserved = tuple(reserved)
     served = list(taken)
-    names: dict[str, int] = {}
     topics: list[TopicConfig] = []
-    items = node.array("topics", required="a list of topics") or []
-    for index, child in object_items(node.report, node.at("topics"), items):
-        topic = _read_topic(child, endpoints, reserved, served)
-        if topic is None:
-            continue
-        if topic.name in names:
-            child.report.error(
-                child.at("name"),
-                f"duplicate topic name {q(topic.name)} (first in"
-                f" topics[{names[topic.name]}])",
-            )
-            continue
-        names[topic.name] = index
+    for topic in unique_named(
+        node,
+        "topics",
+        lambda child: _read_topic(child, endpoints, reserved, served),
+        "topic",
+        required="a list of topics",
+    ):
         served += [topic.path, topic.path.rstrip("/") + "/history"]
         topics.append(topic)
     node.finish(("topics",))
@@ -119,13 +114,7 @@ def _read_topic(
     served: Sequence[str],
 ) -> Optional[TopicConfig]:
     """One ``topics[i]``; None when its name or path is unusable."""
-    name = node.string("name", required='a unique name such as "traffic"')
-    if name and not _NAME.fullmatch(name):
-        node.report.error(
-            node.at("name"),
-            f"invalid name {q(name)}: use letters, digits, '.', '-', '_'",
-        )
-        name = ""
+    name = read_name(node, "traffic")
     path = node.string("path", required='a path such as "/data/traffic"')
     if path:
         history_path = path.rstrip("/") + "/history"

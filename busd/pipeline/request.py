@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 USER_AGENT = f"busgw Version {__version__}"
+_USER_AGENT = USER_AGENT.encode("ascii")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 # Never copied from the client even with input_headers "*": they describe
 # the client's own connection, not the request (RFC 9110 7.6.1), or are
@@ -193,9 +194,9 @@ def _make_header_filter(
         if req.request_id:
             out[b"X-Request-Id"] = [req.request_id.encode("ascii", "replace")]
         if forwards_ua and b"User-Agent" in out:
-            out[b"X-Forwarded-Via"] = [USER_AGENT.encode("ascii")]
+            out[b"X-Forwarded-Via"] = [_USER_AGENT]
         else:
-            out[b"User-Agent"] = [USER_AGENT.encode("ascii")]
+            out[b"User-Agent"] = [_USER_AGENT]
         return out
 
     return select
