@@ -12,7 +12,6 @@ start. It is also the ``EventSource``/``EventSink`` the health role finds.
 from __future__ import annotations
 
 import ipaddress
-import json
 import random
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -24,6 +23,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web.iweb import IRequest
 
+from busd.bus.answer import json_answer
 from busd.bus.event import EventInvalid, parse_event
 from busd.bus.key import load_or_generate_key
 from busd.bus.outbox import Outbox, Runner
@@ -37,7 +37,6 @@ from busd.pipeline.types import HTTPClient, ProxyRequest
 __all__ = ["EventsRole"]
 
 _log = Logger()
-_JSON = b"application/json; charset=utf-8"
 _Check = Callable[[IRequest], "Deferred[ProxyRequest]"]
 
 
@@ -230,13 +229,13 @@ class EventsRole(Service):
             try:
                 event = parse_event(body, self.bus.outbox.max_event_bytes)
             except EventInvalid as exc:
-                return _answer(
+                return json_answer(
                     request,
                     400,
                     {"error": str(exc), "path": exc.path, "status": 400},
                 )
             return self.outbox.add(event).addCallback(
-                lambda i: _answer(request, 202, {"id": i})
+                lambda i: json_answer(request, 202, {"id": i})
             )
 
         return d.addCallback(store)
@@ -261,7 +260,7 @@ class EventsRole(Service):
                     status=404,
                     code="not_found",
                 )
-            return _answer(request, 200, {"id": event_id, "acknowledged": True})
+            return json_answer(request, 200, {"id": event_id, "acknowledged": True})
 
         return d.addCallback(answer)
 
@@ -275,10 +274,3 @@ class EventsRole(Service):
             ip = ip.ipv4_mapped
         return any(ip in net for net in self.bus.events.allow_from)
 
-
-def _answer(request: IRequest, status: int, body: Mapping[str, Any]) -> bytes:
-    data = json.dumps(body, separators=(",", ":")).encode("utf-8")
-    request.setResponseCode(status)
-    request.setHeader(b"Content-Type", _JSON)
-    request.setHeader(b"Content-Length", b"%d" % len(data))
-    return data

@@ -32,6 +32,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IRequest
 
 from busd._tls_model import ClientTLSConfig
+from busd.bus.answer import json_answer
 from busd.config._inbound import InboundConfig, TopicConfig
 from busd.errors import GatewayError
 from busd.guards import route_guard
@@ -44,7 +45,6 @@ from busd.pipeline.types import HTTPClient
 __all__ = ["Entry", "TopicStore", "InboundService"]
 
 _log = Logger()
-_JSON = b"application/json; charset=utf-8"
 _FORWARD_ANSWER_BYTES = 64 * 1024
 
 
@@ -190,7 +190,7 @@ class InboundService(Service):
             "received_at": iso_utc(entry.received_at),
         }
         if topic.forward is None:
-            return _json(request, 200, answer)
+            return json_answer(request, 200, answer)
         d = self._forward(topic, method, body)
 
         def forwarded(outcome: Dict[str, Any]) -> bytes:
@@ -201,7 +201,7 @@ class InboundService(Service):
             request.setHeader(
                 b"X-Krakend-Completed", b"true" if ok else b"false"
             )
-            return _json(request, 200, answer)
+            return json_answer(request, 200, answer)
 
         return d.addCallback(forwarded)
 
@@ -246,7 +246,7 @@ def _latest(store: TopicStore) -> Any:
                 status=404,
                 code="not_found",
             )
-        return _json(request, 200, {"topic": topic.name, **entry.to_json()})
+        return json_answer(request, 200, {"topic": topic.name, **entry.to_json()})
 
     return answer
 
@@ -254,7 +254,7 @@ def _latest(store: TopicStore) -> Any:
 def _history(store: TopicStore) -> Any:
     def answer(request: IRequest, topic: TopicConfig, *_: Any) -> bytes:
         items = [e.to_json() for e in store.history(topic.name)]
-        return _json(request, 200, {"topic": topic.name, "items": items})
+        return json_answer(request, 200, {"topic": topic.name, "items": items})
 
     return answer
 
@@ -276,10 +276,3 @@ def _read_body(request: IRequest, limit: int) -> bytes:
 def _reject(token: str) -> Any:
     raise ValueError(f"{token} is not JSON")
 
-
-def _json(request: IRequest, status: int, body: Any) -> bytes:
-    data = json.dumps(body, separators=(",", ":")).encode("utf-8")
-    request.setResponseCode(status)
-    request.setHeader(b"Content-Type", _JSON)
-    request.setHeader(b"Content-Length", b"%d" % len(data))
-    return data

@@ -31,7 +31,10 @@ from busd.demo.sim import BusSimulation
 
 __all__ = [
     "DEFAULT_DEVICE_PORTS",
+    "QuietSite",
+    "Relabel",
     "device_resources",
+    "tcp_listen",
     "device_sites",
     "listen_devices",
     "devices_service",
@@ -45,6 +48,8 @@ DEFAULT_DEVICE_PORTS: Mapping[str, int] = {
 }
 
 _Payload = Callable[[], Any]
+#: Rewrites a device answer (the demo fleet tells each bus's own id).
+Relabel = Callable[[Any], Any]
 
 
 def _json(request: IRequest, status: int, body: Any) -> bytes:
@@ -80,25 +85,34 @@ class _DeviceResource(Resource):
 
 
 def device_resources(
-    clock: IReactorTime, start: Optional[float] = None
+    clock: IReactorTime,
+    start: Optional[float] = None,
+    relabel: Optional[Relabel] = None,
 ) -> Dict[str, IResource]:
     """The three device services as resources, keyed by device name.
 
     They share one simulation that began at ``start`` (epoch seconds,
     default ``clock.seconds()`` now) and compute every answer from
     ``clock.seconds()`` when asked, so no timer is ever scheduled.
+    ``relabel``, if given, rewrites every answer.
     """
     bus = BusSimulation(clock, start)
+
+    def told(payload: _Payload) -> _Payload:
+        if relabel is None:
+            return payload
+        return lambda: relabel(payload())
+
     return {
         "vehicle": _DeviceResource(
-            {"/vehicle": bus.vehicle, "/tyres": bus.tyres}
+            {"/vehicle": told(bus.vehicle), "/tyres": told(bus.tyres)}
         ),
-        "location": _DeviceResource({"/location": bus.location}),
-        "service": _DeviceResource({"/service": bus.service}),
+        "location": _DeviceResource({"/location": told(bus.location)}),
+        "service": _DeviceResource({"/service": told(bus.service)}),
     }
 
 
-class _QuietSite(Site):
+class QuietSite(Site):
     """A Site that logs no access lines and no factory start/stop.
 
     The gateway polls these services constantly; one log line per request
@@ -116,15 +130,19 @@ def device_sites(
     reactor: IReactorTime,
     clock: Optional[IReactorTime] = None,
     start: Optional[float] = None,
+    relabel: Optional[Relabel] = None,
 ) -> Dict[str, Site]:
     """A quiet :class:`Site` per device, keyed by device name.
 
     ``reactor`` runs the sites' connection timeouts; ``clock`` (default:
-    ``reactor``) drives the simulated values.
+    ``reactor``) drives the simulated values (see :func:`device_resources`
+    for ``start`` and ``relabel``).
     """
-    resources = device_resources(reactor if clock is None else clock, start)
+    resources = device_resources(
+        reactor if clock is None else clock, start, relabel
+    )
     return {
-        name: _QuietSite(resource, reactor=reactor)
+        name: QuietSite(resource, reactor=reactor)
         for name, resource in resources.items()
     }
 
@@ -138,7 +156,8 @@ def _check_names(ports: Mapping[str, int]) -> None:
         )
 
 
-def _description(port: int, interface: str) -> str:
+def tcp_listen(port: int, interface: str = "127.0.0.1") -> str:
+    """The server endpoint string for TCP ``port`` on ``interface``."""
     # Quoting keeps an IPv6 interface such as "::1" one strports argument.
     return f"tcp:{port}:interface={quoteStringArgument(interface)}"
 
@@ -164,7 +183,7 @@ async def listen_devices(
     listening: Dict[str, IListeningPort] = {}
     try:
         for name, port in ports.items():
-            endpoint = serverFromString(reactor, _description(port, interface))
+            endpoint = serverFromString(reactor, tcp_listen(port, interface))
             listening[name] = await endpoint.listen(sites[name])
     except BaseException:
         await DeferredList(
@@ -195,7 +214,7 @@ def devices_service(
     parent = MultiService()
     for name, port in ports.items():
         child = strports_service(
-            _description(port, interface), sites[name], reactor=reactor
+            tcp_listen(port, interface), sites[name], reactor=reactor
         )
         child.setName(name)
         child.setServiceParent(parent)

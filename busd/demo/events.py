@@ -21,12 +21,12 @@ from urllib.parse import urlsplit
 from twisted.application.service import MultiService, Service
 from twisted.application.strports import service as strports_service
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import quoteStringArgument
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+
+from busd.demo.devices import QuietSite, tcp_listen
 
 __all__ = [
     "DemoCentral",
@@ -242,21 +242,13 @@ class DemoCentral(Resource):
         return self._key
 
 
-class _QuietSite(Site):
-    noisy = False
-
-    def log(self, request: Any) -> None:
-        """No access log lines in the demo."""
-
-
 def demo_events_service(
     reactor: Any, config: Any, port: Optional[int] = None
 ) -> MultiService:
     """The fake central (when ``central.url`` is ``http://`` on loopback)
     and the event-raising devices, for the gateway serving ``config`` on
     ``port`` (default: its own) of 127.0.0.1."""
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool
+    from busd.backends import make_client, make_pool
 
     top = MultiService()
     bus = config.bus
@@ -269,12 +261,13 @@ def demo_events_service(
         "::1",
     ):
         central = DemoCentral(bus.central.key, bus.central.audience)
-        desc = f"tcp:{url.port or 80}:interface={quoteStringArgument(url.hostname or '')}"
-        svc = strports_service(desc, _QuietSite(central), reactor=reactor)
+        desc = tcp_listen(url.port or 80, url.hostname or "")
+        svc = strports_service(desc, QuietSite(central), reactor=reactor)
         svc.setName("demo-central")
         svc.setServiceParent(top)
-    pool = HTTPConnectionPool(reactor, persistent=False)
-    client = HTTPClient(Agent(reactor, pool=pool))
+    pool = make_pool(reactor)
+    pool.persistent = False  # nothing cached, so nothing to close at exit
+    client = make_client(reactor, pool)
     gateway = f"http://127.0.0.1:{port or config.port}{bus.events.path}"
     DeviceEvents(gateway, client, reactor).setServiceParent(top)
     return top

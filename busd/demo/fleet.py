@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import attrs
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
-from twisted.web.server import Site
 
 from busd.config.load import load_config
 from busd.demo.control import ControlResource
-from busd.demo.fleet_bus import SimulatedBus
+from busd.demo.devices import QuietSite
+from busd.demo.fleet_bus import SimulatedBus, unbound_gateway
 from busd.demo.fleet_config import (
     BusPlan,
     FleetPorts,
@@ -33,7 +33,12 @@ from busd.demo.fleet_config import (
     plan_fleet,
     write_json,
 )
-from busd.demo.fleet_keys import central_key, generate_keys
+from busd.demo.fleet_keys import (
+    CentralKey,
+    central_block,
+    central_key,
+    generate_keys,
+)
 from busd.demo.gate import Gate
 
 __all__ = ["FleetOptions", "Fleet", "start_fleet", "prepare"]
@@ -66,6 +71,7 @@ class _Prepared:
     central_raw: Any
     environ: Dict[str, str]
     fleet_file: str
+    key: CentralKey
 
 
 def _read_json(path: str) -> Any:
@@ -93,17 +99,11 @@ def prepare(options: FleetOptions) -> _Prepared:
     fleet_file = _fleet_file(central_raw, environ, options.central_config)
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     generate_keys(key, plans)
-    return _Prepared(plans, bus_raw, central_raw, environ, fleet_file)
+    return _Prepared(plans, bus_raw, central_raw, environ, fleet_file, key)
 
 
 def _fleet_file(raw: Any, environ: Mapping[str, str], path: str) -> str:
-    from busd.config._walk import Report
-    from busd.config.env import apply_environment
-
-    block = (apply_environment(Report(), raw, environ).get("extra_config") or {}).get(
-        "busgw/central"
-    ) or {}
-    name = block.get("fleet_file")
+    name = central_block(raw, environ).get("fleet_file")
     if not isinstance(name, str) or not name:
         raise ValueError(
             f'{path} has no "busgw/central".fleet_file: the demo writes'
@@ -158,10 +158,8 @@ class Fleet:
 
     def _serve(self) -> None:
         from busd.gateway import ConfigSource
-        from busd.service import build_service
 
         ready, opts = self.prepared, self.options
-        key = central_key(ready.central_raw, ready.environ)
         configs = []
         for bus in self.buses.values():
             derived = bus_config(
@@ -170,7 +168,7 @@ class Fleet:
                 port=bus.gate.port,
                 device_ports=bus.device_ports,
                 central_url=self.central_url,
-                central=key,
+                central=ready.key,
             )
             write_json(bus.plan.config_path, derived)
             loaded = load_config(
@@ -182,33 +180,20 @@ class Fleet:
         central = load_config(
             opts.central_config, strict=opts.strict, environ=ready.environ
         ).config
-        sites: List[Site] = []
-
-        def site_class(root: Any) -> Site:
-            sites.append(Site(root))
-            return sites[-1]
-
         source = None
         if opts.reloadable:
             source = ConfigSource(
                 opts.central_config, opts.strict, opts.reload_env_file
             )
-        self.central = build_service(
-            central,
-            self.reactor,
-            listen=[],
-            site_class=site_class,
-            source=source,
+        self.central, site = unbound_gateway(
+            central, self.reactor, source=source
         )
         self.central.startService()
-        self.central_gate.serve(sites[0])
+        self.central_gate.serve(site)
         client = self._client()
         for bus, config in configs:
             bus.serve(config, client, verbose=False)
-        control = Site(ControlResource(self.buses))
-        control.noisy = False
-        control.log = lambda request: None  # type: ignore[method-assign]
-        self.control_gate.serve(control)
+        self.control_gate.serve(QuietSite(ControlResource(self.buses)))
 
     def _client(self) -> Any:
         """The devices' client for posting events to their gateways."""

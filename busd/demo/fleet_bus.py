@@ -11,20 +11,23 @@ then offline, and the bus's own log stays quiet.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 from twisted.web.server import Site
 
 from busd.config.model import GatewayConfig
-from busd.demo.devices import _DeviceResource, _QuietSite
+from busd.demo.devices import device_sites
 from busd.demo.fleet_config import BusPlan
 from busd.demo.gate import Gate
 from busd.demo.route import LINE
-from busd.demo.sim import VEHICLE_ID, BusSimulation
+from busd.demo.sim import VEHICLE_ID
 
-__all__ = ["SimulatedBus", "relabel"]
+if TYPE_CHECKING:
+    from busd.gateway import GatewayService
+
+__all__ = ["SimulatedBus", "relabel", "unbound_gateway"]
 
 _log = Logger()
 
@@ -46,25 +49,24 @@ def relabel(payload: Any, plan: BusPlan) -> Any:
     return out
 
 
-def _device_sites(reactor: Any, plan: BusPlan) -> Dict[str, Site]:
-    """The three device sites of ``plan``'s bus, on a simulation that
-    began ``plan.offset_s`` seconds ago, so buses differ."""
-    sim = BusSimulation(reactor, reactor.seconds() - plan.offset_s)
+def unbound_gateway(
+    config: GatewayConfig, reactor: Any, **kwargs: Any
+) -> "Tuple[GatewayService, Site]":
+    """:func:`busd.service.build_service` for ``config`` with no listener
+    (``kwargs`` pass through): the service, and its site to put behind a
+    :class:`~busd.demo.gate.Gate`."""
+    from busd.service import build_service
 
-    def told(f: Callable[[], Any]) -> Callable[[], Any]:
-        return lambda: relabel(f(), plan)
+    sites: List[Site] = []
 
-    resources = {
-        "vehicle": _DeviceResource(
-            {"/vehicle": told(sim.vehicle), "/tyres": sim.tyres}
-        ),
-        "location": _DeviceResource({"/location": told(sim.location)}),
-        "service": _DeviceResource({"/service": told(sim.service)}),
-    }
-    return {
-        name: _QuietSite(resource, reactor=reactor)
-        for name, resource in resources.items()
-    }
+    def site_class(root: Any) -> Site:
+        sites.append(Site(root))
+        return sites[-1]
+
+    service = build_service(
+        config, reactor, listen=[], site_class=site_class, **kwargs
+    )
+    return service, sites[0]
 
 
 class SimulatedBus:
@@ -95,7 +97,12 @@ class SimulatedBus:
     async def bind(self) -> None:
         """Listen on the bus's ports (0: free ones, then known); its
         devices answer at once, its gateway once :meth:`serve`\\ d."""
-        sites = _device_sites(self.reactor, self.plan)
+        # A simulation that began plan.offset_s ago, so buses differ.
+        sites = device_sites(
+            self.reactor,
+            start=self.reactor.seconds() - self.plan.offset_s,
+            relabel=lambda payload: relabel(payload, self.plan),
+        )
         for name, gate in self.device_gates.items():
             gate.serve(sites[name])
             await gate.open()
@@ -105,19 +112,10 @@ class SimulatedBus:
         """Start the gateway on ``config`` behind the bus's port, and its
         devices' events (posted with ``client``)."""
         from busd.demo.events import DeviceEvents
-        from busd.service import build_service
 
-        sites = []
-
-        def site_class(root: Any) -> Site:
-            sites.append(Site(root))
-            return sites[-1]
-
-        self.gateway = build_service(
-            config, self.reactor, listen=[], site_class=site_class
-        )
+        self.gateway, site = unbound_gateway(config, self.reactor)
         self.gateway.startService()
-        self.gate.serve(sites[0])
+        self.gate.serve(site)
         assert config.bus is not None
         self.events = DeviceEvents(
             f"{self.url}{config.bus.events.path}",

@@ -12,7 +12,7 @@ import attrs
 
 from busd.demo.fleet_config import BusPlan
 
-__all__ = ["CentralKey", "central_key", "generate_keys"]
+__all__ = ["CentralKey", "central_block", "central_key", "generate_keys"]
 
 
 @attrs.frozen
@@ -35,17 +35,21 @@ class CentralKey:
         return self.audience.replace("{id}", bus_id)
 
 
-def central_key(raw: Any, environ: Mapping[str, str]) -> CentralKey:
-    """The ``busgw/central.signing`` of the central config ``raw`` (decoded
-    JSON), its placeholders filled from ``environ``. Raises ValueError
-    when it has none: the buses would refuse its unsigned polls."""
+def central_block(raw: Any, environ: Mapping[str, str]) -> Mapping[str, Any]:
+    """The ``busgw/central`` block of the central config ``raw`` (decoded
+    JSON), its placeholders filled from ``environ``; empty if none."""
     from busd.config._walk import Report
     from busd.config.env import apply_environment
 
     filled = apply_environment(Report(), raw, environ)
-    signing = (
-        (filled.get("extra_config") or {}).get("busgw/central") or {}
-    ).get("signing")
+    return (filled.get("extra_config") or {}).get("busgw/central") or {}
+
+
+def central_key(raw: Any, environ: Mapping[str, str]) -> CentralKey:
+    """The ``busgw/central.signing`` of the central config ``raw`` (decoded
+    JSON), its placeholders filled from ``environ``. Raises ValueError
+    when it has none: the buses would refuse its unsigned polls."""
+    signing = central_block(raw, environ).get("signing")
     if not isinstance(signing, dict) or not signing.get("key"):
         raise ValueError(
             'the central config has no "busgw/central".signing.key: the'

@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
-from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IAddress, IListeningPort, IProtocolFactory
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+
+from busd.demo.devices import tcp_listen
 
 __all__ = ["Gate"]
 
@@ -61,7 +63,7 @@ class Gate(WrappingFactory):
     async def open(self) -> int:
         """Listen (no-op when open); the bound port number."""
         if self._listening is None:
-            desc = f"tcp:{self.port}:interface={quoteStringArgument(self.interface)}"
+            desc = tcp_listen(self.port, self.interface)
             endpoint = serverFromString(self._reactor, desc)
             self._listening = await endpoint.listen(self)
             self.port = self._listening.getHost().port  # type: ignore[union-attr]

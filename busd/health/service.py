@@ -16,7 +16,6 @@ event ``health.<name>`` through the event sink, if the gateway has one.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List, Optional, Tuple
 
 from twisted.application.service import Service
@@ -34,6 +33,7 @@ from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IRequest
 
 from busd._tls_model import ClientTLSConfig
+from busd.bus.answer import json_answer
 from busd.bus.interfaces import EventSink, EventSource
 from busd.config._health import HealthConfig, SourceConfig
 from busd.errors import GatewayError
@@ -47,7 +47,6 @@ from busd.pipeline.types import HTTPClient
 __all__ = ["HealthService"]
 
 _log = Logger()
-_JSON = b"application/json; charset=utf-8"
 
 
 class HealthService(Service):
@@ -132,12 +131,8 @@ class HealthService(Service):
     def render(self, request: IRequest) -> bytes:
         """Answer ``request`` with :meth:`report`."""
         code, body = self.report()
-        data = json.dumps(body, separators=(",", ":")).encode("utf-8")
-        request.setResponseCode(code)
-        request.setHeader(b"Content-Type", _JSON)
         request.setHeader(b"Cache-Control", b"no-store")
-        request.setHeader(b"Content-Length", b"%d" % len(data))
-        return data
+        return json_answer(request, code, body)
 
     # -- life cycle ----------------------------------------------------
 
