@@ -19,7 +19,8 @@ import time
 from typing import Any, Optional, Sequence
 
 from twisted.application.service import IService, MultiService
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python.failure import Failure
 from twisted.logger import globalLogBeginner, textFileLogObserver
 
 from busd import __version__
@@ -177,12 +178,29 @@ def _reload(args: argparse.Namespace) -> int:
 
 
 def _serve(reactor: Any, service: IService) -> "Deferred[None]":
-    """Start ``service`` and stop it (listeners first) before the reactor
-    shuts down on SIGTERM/SIGINT; the returned Deferred never fires, so
+    """Start ``service`` once the reactor runs and stop it (listeners
+    first) before the reactor shuts down on SIGTERM/SIGINT; the returned
+    Deferred fails if the start does (exit 1), else never fires, so
     ``react`` runs until the reactor is stopped."""
-    service.startService()
-    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    return Deferred()
+    done: "Deferred[None]" = Deferred()
+
+    def start() -> None:
+        # Not before: ``react`` calls us before ``reactor.run()`` installs
+        # its SIGTERM handler, and a SIGTERM to a process already listening
+        # would kill it without stopping the service.
+        try:
+            service.startService()
+        except BaseException:
+            failure = Failure()
+            # Stop what did start (an outbox's thread would keep the
+            # process alive, so it would never exit), then fail.
+            stopped = maybeDeferred(service.stopService)
+            stopped.addBoth(lambda _: done.errback(failure))
+            return
+        reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+
+    reactor.callWhenRunning(start)
+    return done
 
 
 def _run(args: argparse.Namespace, with_devices: bool = False) -> int:

@@ -98,23 +98,32 @@ class _Group:
         self.deaths: List[float] = []
 
     def spawn(self, index: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            code = 1
-            try:
-                for sig in _FORWARDED:
-                    signal.signal(sig, signal.SIG_DFL)
-                # Until the gateway installs its reload handler, a SIGHUP
-                # (busgw reload) must not kill a worker that is starting.
-                signal.signal(signal.SIGHUP, signal.SIG_IGN)
-                code = self.serve(index)
-            except BaseException as exc:  # report, never return to the parent's loop
-                print(f"busgw worker {index}: {exc!r}", file=sys.stderr)
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        self.children[pid] = index
+        # The forwarded signals stay blocked across the fork: in the parent
+        # until the pid is recorded (else a stop signal would miss the new
+        # worker), in the worker until the parent's ``forward`` handler is
+        # gone (else it would run there and signal the worker's siblings).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the worker
+                code = 1
+                try:
+                    for sig in _FORWARDED:
+                        signal.signal(sig, signal.SIG_DFL)
+                    # Until the gateway installs its reload handler, a SIGHUP
+                    # (busgw reload) must not kill a worker that is starting.
+                    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                    code = self.serve(index)
+                except BaseException as exc:  # report, never return to the parent's loop
+                    print(f"busgw worker {index}: {exc!r}", file=sys.stderr)
+                finally:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(code)
+            self.children[pid] = index
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def forward(self, signum: int, frame: Any = None) -> None:
         if signum != signal.SIGHUP:

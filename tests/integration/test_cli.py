@@ -135,3 +135,26 @@ class ProcessTests(TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn(b"unsupported version: 2 (want: 3)", watcher.output)
         self.assertIn(b"endpoints[0].endpoint", watcher.output)
+
+    @inlineCallbacks
+    def test_busy_port_exits(self):
+        """`busgw run` of a bus config (its outbox thread already started)
+        on a port in use logs why and exits 1 instead of hanging."""
+        from twisted.internet.protocol import Factory
+
+        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        state = os.path.abspath(self.mktemp())
+        watcher = _Watcher()
+        watcher.listening.addErrback(lambda _: None)
+        reactor.spawnProcess(
+            watcher,
+            sys.executable,
+            [sys.executable, "-m", "busd", "run", "-c", "etc/busgw.json", "--listen",
+             f"tcp:{taken.getHost().port}:interface=127.0.0.1"],
+            env=dict(os.environ, PYTHONPATH=ROOT, BUSGW_STATE_DIR=state),
+            path=ROOT,
+        )
+        code = yield watcher.ended.addTimeout(30, reactor)
+        self.assertEqual(code, 1, watcher.output.decode())
+        self.assertIn(b"Address already in use", watcher.output)

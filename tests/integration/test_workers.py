@@ -216,4 +216,6 @@ class WorkersProcessTests(TestCase):
                 proc.signalProcess(signal.SIGTERM)
         code = yield watcher.ended
         self.assertEqual(code, 0, watcher.output.decode())
-        self.assertEqual(watcher.output.count(b"Main loop terminated"), 2)
+        self.assertEqual(
+            watcher.output.count(b"Main loop terminated"), 2, watcher.output.decode()
+        )
