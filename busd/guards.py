@@ -41,6 +41,7 @@ __all__ = [
     "endpoint_guards",
     "run_guards",
     "route_guard",
+    "guarded",
 ]
 
 Guard = Callable[
@@ -117,6 +118,23 @@ def route_guard(
         return maybeDeferred(guard, request, preq)
 
     return check
+
+
+def guarded(
+    guard: Optional[Callable[[IRequest], "Deferred[Any]"]],
+    handler: Callable[..., Any],
+) -> Callable[..., Any]:
+    """``handler(request, **params)`` behind ``guard`` (a
+    :func:`route_guard`; None: a public route): it runs only once the
+    guard passed, whose 401/403 otherwise fail the answer."""
+    if guard is None:
+        return handler
+
+    def handle(request: IRequest, **params: Any) -> Any:
+        d = guard(request)
+        return d.addCallback(lambda _: handler(request, **params))
+
+    return handle
 
 
 def run_guards(

@@ -21,12 +21,13 @@ token in the validator's ``cookie_key`` cookie.
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Dict, Tuple
 
 from twisted.web.iweb import IRequest
 
-from busd.guards import route_guard
+from busd.guards import guarded, route_guard
 
 if TYPE_CHECKING:
     from busd.app import GatewayApp
@@ -88,17 +89,9 @@ class DashboardPart:
             route = PATH + name
             guard = route_guard(app.config.default_auth, app.guard_context, f"GET {route}")
             label = "dashboard" + (f" {name}" if name else "")
-            app.add_route(route, ["GET"], label, self._handler(name, guard))
-
-    def _handler(self, name: str, guard: Any) -> Any:
-        def handle(request: IRequest) -> Any:
-            if guard is None:
-                return self.render(request, name)
-            d = guard(request)
-            d.addCallback(lambda _: self.render(request, name))
-            return d
-
-        return handle
+            app.add_route(
+                route, ["GET"], label, guarded(guard, partial(self.render, name=name))
+            )
 
     def render(self, request: IRequest, name: str) -> bytes:
         """Answer ``request`` with file ``name`` ("" is the page)."""

@@ -28,7 +28,7 @@ from twisted.web.iweb import IRequest
 
 from busd.config._central import BusEntry
 from busd.errors import BodyTooLarge, GatewayError
-from busd.guards import route_guard
+from busd.guards import guarded, route_guard
 from busd.pipeline.call import read_capped
 from busd.pipeline.request import USER_AGENT
 
@@ -103,13 +103,9 @@ class PassThrough:
         )
 
         def handle(request: IRequest, **_: str) -> Any:
-            if guard is None:
-                return self.forward(request)
-            d = guard(request)
-            d.addCallback(lambda _: self.forward(request))
-            return d
+            return self.forward(request)
 
-        app.add_route(ROUTE, METHODS, "bus-passthrough", handle)
+        app.add_route(ROUTE, METHODS, "bus-passthrough", guarded(guard, handle))
 
     def target(self, request: IRequest) -> Tuple[BusEntry, str]:
         """The bus and full URL ``request`` goes to (GatewayError 400 or

@@ -22,7 +22,7 @@ from twisted.web.iweb import IRequest
 
 from busd.central.fleet import STATES
 from busd.errors import BadRequest, GatewayError
-from busd.guards import route_guard
+from busd.guards import guarded, route_guard
 
 __all__ = ["FleetRoutes", "make_part"]
 
@@ -112,14 +112,7 @@ class FleetRoutes:
             app.config.default_auth, app.guard_context, f"GET {path}"
         )
 
-        def handle(request: IRequest, **kwargs: Any) -> Any:
-            if guard is None:
-                return handler(request, **kwargs)
-            d = guard(request)
-            d.addCallback(lambda _: handler(request, **kwargs))
-            return d
-
-        app.add_route(path, ["GET"], name, handle)
+        app.add_route(path, ["GET"], name, guarded(guard, handler))
 
     # -- handlers ------------------------------------------------------
 

@@ -33,7 +33,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from busd.central.hub import KIND, Hub
 from busd.errors import GatewayError
-from busd.guards import route_guard
+from busd.guards import guarded, route_guard
 
 if TYPE_CHECKING:
     from busd.app import GatewayApp
@@ -103,13 +103,9 @@ class StreamPart:
         guard = route_guard(app.config.default_auth, app.guard_context, f"GET {PATH}")
 
         def handle(request: IRequest) -> Any:
-            if guard is None:
-                return self._open(request, parse_kinds(request))
-            d = guard(request)
-            d.addCallback(lambda _: self._open(request, parse_kinds(request)))
-            return d
+            return self._open(request, parse_kinds(request))
 
-        app.add_route(PATH, ["GET"], "fleet-stream", handle)
+        app.add_route(PATH, ["GET"], "fleet-stream", guarded(guard, handle))
 
     # -- internals ------------------------------------------------------
 
