@@ -21,7 +21,6 @@ from typing import Any, Optional, Sequence
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
-from twisted.logger import globalLogBeginner, textFileLogObserver
 
 from busd import __version__
 from busd.auth import commands as auth_commands
@@ -31,7 +30,7 @@ from busd.config.load import load_config
 from busd.demo import fleet_cli
 from busd.errors import ConfigError
 from busd.gateway import ConfigSource
-from busd.logging import JSONLinesObserver, filtered, level_named
+from busd.logging import start_logging
 from busd.service import DEFAULT_CONFIG, build_service, default_listen, validate_listen
 
 __all__ = ["main", "parser"]
@@ -148,17 +147,6 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_logging(level: str, form: str = "text") -> None:
-    out = (
-        JSONLinesObserver(sys.stdout)
-        if form == "json"
-        else textFileLogObserver(sys.stdout)
-    )
-    globalLogBeginner.beginLoggingTo(
-        [filtered(out, level_named(level))], redirectStandardIO=False
-    )
-
-
 def _reload(args: argparse.Namespace) -> int:
     pid = args.pid
     if pid is None:
@@ -252,7 +240,7 @@ def _run(args: argparse.Namespace, with_devices: bool = False) -> int:
             from busd.demo.events import demo_events_service
 
             demo_events_service(reactor, result.config, args.port).setServiceParent(top)
-    _start_logging(args.log_level, args.log_format)
+    start_logging(args.log_level, args.log_format)
     from twisted.internet import task
 
     try:

@@ -16,18 +16,27 @@ import json
 import os
 import sys
 from datetime import datetime, timezone
-from typing import IO, Any, Dict, Optional
+from typing import IO, Any, Dict, Optional, Sequence
 
 from twisted.logger import (
     FilteringLogObserver,
+    ILogFilterPredicate,
     ILogObserver,
     LogLevel,
     LogLevelFilterPredicate,
     formatEvent,
+    globalLogBeginner,
+    textFileLogObserver,
 )
 from zope.interface import implementer
 
-__all__ = ["JSONLinesObserver", "json_observer", "filtered", "level_named"]
+__all__ = [
+    "JSONLinesObserver",
+    "json_observer",
+    "filtered",
+    "level_named",
+    "start_logging",
+]
 
 # Keys of Twisted's legacy log events that repeat what "message" says.
 _LEGACY = frozenset({"message", "format", "isError", "system", "time", "why"})
@@ -82,6 +91,18 @@ def filtered(observer: ILogObserver, level: LogLevel) -> ILogObserver:
     return FilteringLogObserver(
         observer, [LogLevelFilterPredicate(defaultLogLevel=level)]
     )
+
+
+def start_logging(
+    level: str, form: str = "text", predicates: Sequence[ILogFilterPredicate] = ()
+) -> None:
+    """The CLI's log: ``text`` lines or ``json`` lines on stdout, events
+    at ``level`` or above that pass every one of ``predicates``."""
+    out = JSONLinesObserver(sys.stdout) if form == "json" else textFileLogObserver(sys.stdout)
+    observer = filtered(out, level_named(level))
+    if predicates:
+        observer = FilteringLogObserver(observer, list(predicates))
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
 
 def json_observer(out: Optional[IO[str]] = None) -> ILogObserver:

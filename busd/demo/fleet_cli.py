@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any, Dict, List
 
 from twisted.internet.defer import Deferred, ensureDeferred
-from twisted.logger import (
-    FilteringLogObserver,
-    ILogFilterPredicate,
-    LogLevel,
-    PredicateResult,
-    globalLogBeginner,
-    textFileLogObserver,
-)
+from twisted.logger import ILogFilterPredicate, LogLevel, PredicateResult
 from zope.interface import implementer
+
+from busd.logging import start_logging
 
 __all__ = ["add_arguments", "run_fleet_demo", "BUS_NAMESPACES"]
 
@@ -101,20 +97,6 @@ class _Quiet:
         return PredicateResult.maybe
 
 
-def _start_logging(args: argparse.Namespace) -> None:
-    from busd.logging import JSONLinesObserver, filtered, level_named
-
-    out = (
-        JSONLinesObserver(sys.stdout)
-        if args.log_format == "json"
-        else textFileLogObserver(sys.stdout)
-    )
-    observer = filtered(out, level_named(args.log_level))
-    if not args.verbose:
-        observer = FilteringLogObserver(observer, [_Quiet()])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-
-
 def _banner(fleet: Any) -> str:
     control = fleet.control_url
     lines = [
@@ -143,6 +125,9 @@ def _banner(fleet: Any) -> str:
 
 def run_fleet_demo(args: argparse.Namespace) -> int:
     """Run the demo fleet until SIGINT/SIGTERM; the exit status."""
+    # A SIGHUP (busgw reload) while starting is ignored rather than fatal,
+    # as in ``busgw run``; the central installs its reload handler once it runs.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from busd.config.env import EnvFileError, environment
     from busd.demo.fleet import FleetOptions, start_fleet
     from busd.demo.fleet_config import FleetPorts
@@ -186,7 +171,7 @@ def run_fleet_demo(args: argparse.Namespace) -> int:
         print(_banner(fleet), flush=True)
         await Deferred()  # until the reactor stops
 
-    _start_logging(args)
+    start_logging(args.log_level, args.log_format, [] if args.verbose else [_Quiet()])
     from twisted.internet import task
 
     try:
