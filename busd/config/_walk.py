@@ -234,8 +234,9 @@ class Node:
         return seconds if seconds else default
 
     def strings(self, key: str) -> Optional[Tuple[str, ...]]:
-        """A list of strings, or None when absent; a lone string counts as
-        a list of one, as with mapstructure's weak typing."""
+        """A list of strings, or None when absent or holding another type
+        (reported); a lone string counts as a list of one, as with
+        mapstructure's weak typing."""
         value = self.take(key)
         if value is MISSING:
             return None
@@ -253,6 +254,10 @@ class Node:
                     self.at(key).item(index),
                     f"expected a string, got {describe(item)}",
                 )
+        if len(items) != len(value):
+            # Callers name an item by its index: with one dropped, later
+            # items' paths would be wrong. The errors above fail the load.
+            return None
         return tuple(items)
 
     def array(self, key: str, *, required: str = "") -> Optional[list[Any]]:

@@ -184,6 +184,16 @@ class DefaultsTests(SynchronousTestCase):
 
 
 class WeakTypingTests(SynchronousTestCase):
+    def test_non_string_in_a_list_keeps_paths_right(self) -> None:
+        """A non-string item in a list of strings is reported at its own
+        index, and no other item is reported at a shifted one."""
+        found = problems(svc(ep("/a", be(), input_headers=["X-A", 5, "bad header"])))
+        self.assertEqual(
+            [(p[0], p[1]) for p in found],
+            [("error", "endpoints[0].input_headers[1]")],
+        )
+        self.assertIn("expected a string", found[0][2])
+
     def test_strings_for_numbers_and_bools(self) -> None:
         """ "1" reads as an integer and "true" as a boolean, as KrakenD's
         mapstructure weak typing does."""
